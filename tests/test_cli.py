@@ -1,0 +1,59 @@
+"""The command line as a user meets it: real subprocesses, exit codes and messages."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def mnistlab(*args, cwd=None, env_extra=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "mnistlab", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+
+
+def assert_one_line_error(result, fragment):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("mnistlab: error:")]
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0]
+
+
+def test_models_lists_every_registered_model_with_its_size():
+    result = mnistlab("models", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert {"fnn", "cnn-fast", "cnn"} <= set(rows)
+    assert rows["fnn"]["params"] == 784 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["train", "--model", "resnet9000"], "unknown model 'resnet9000'"),
+        (["train", "--model", "fnn", "-p", "hidden"], "--param expects NAME=VALUE"),
+        (["train", "--model", "fnn", "-p", "depth=3"], "has no setting depth"),
+        (["train", "--epochs", "0"], "invalid epochs=0"),
+        (["evaluate", "no/such/run"], "no run directory at no/such/run"),
+        (["report", "no/such/run"], "no run directory at no/such/run"),
+        (["data", "--dataset", "cifar"], "cifar"),
+    ],
+)
+def test_user_mistakes_get_one_clear_line_and_a_nonzero_exit(tmp_path, args, fragment):
+    assert_one_line_error(mnistlab(*args, cwd=tmp_path), fragment)
+
+
+def test_every_command_has_help_with_an_example():
+    for command in ("data", "models", "train", "evaluate", "report"):
+        result = mnistlab(command, "--help")
+        assert result.returncode == 0
+        assert "Example:" in result.stdout, command
