@@ -150,11 +150,13 @@ def fnn(hidden: tuple[int, ...] = (512, 256), dropout: float = 0.3) -> keras.Mod
 
 
 def _conv_bn(x: Any, filters: int, kernel: int = 3) -> Any:
-    # Conv without bias (BatchNorm's beta replaces it), then BN and ReLU.
+    # Conv without bias (BatchNorm's beta replaces it), then BN and ReLU. BN momentum
+    # 0.9, not Keras's 0.99: short runs take only a few hundred steps, and with 0.99
+    # the moving statistics still lag the weights then, wrecking inference accuracy.
     from keras import layers
 
     x = layers.Conv2D(filters, kernel, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=0.9)(x)
     return layers.ReLU()(x)
 
 
