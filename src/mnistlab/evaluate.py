@@ -1,0 +1,334 @@
+"""Evaluation: a finished run, scored once on the test set.
+
+The test set is touched here and nowhere before (training holds out its own
+validation split), so this is the number to report::
+
+    open the run (must be finished) -> load its dataset and model.keras
+    -> predict the 10,000 test images once -> metrics with scikit-learn
+    -> predictions.npz and metrics.json in the run directory
+
+``predictions.npz`` keeps the test-set probabilities so that later stages
+(compare, ensemble, calibration) reuse them instead of predicting again.
+``metrics.json`` is written last: if it exists, the predictions beside it are
+complete and belong to it.
+"""
+
+from __future__ import annotations
+
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from mnistlab import files
+from mnistlab.data import Dataset, load_dataset, to_float
+from mnistlab.errors import MnistlabError
+from mnistlab.runs import RunDir
+
+PREDICTIONS_FILE = "predictions.npz"
+
+# Probabilities are clipped to [EPSILON, 1] before the log, as Keras's
+# cross-entropy does, so one confident mistake costs -log(1e-7) ~ 16.1, not inf.
+EPSILON = 1e-7
+
+
+# -- metrics from probabilities (pure, no I/O) -------------------------------------------
+
+
+def metrics_from_probs(
+    y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str]
+) -> dict[str, Any]:
+    """Classification metrics of predicted probabilities against true labels.
+
+    The predicted class of an image is the argmax of its probabilities.
+
+    Parameters
+    ----------
+    y_true : int array (N,), true labels in ``0 .. K-1``.
+    probs : float array (N, K), predicted class probabilities (rows sum to 1).
+    class_names : K names, in label order (``CLASS_NAMES["mnist"]`` is ``"0" .. "9"``).
+
+    Returns
+    -------
+    dict with plain-JSON values:
+    ``n_test``, ``n_errors``, ``test_accuracy``, ``test_loss`` (mean
+    cross-entropy, probabilities clipped to ``[1e-7, 1]``), ``confusion_matrix``
+    (K x K counts, rows = true class, columns = predicted class),
+    ``class_names``, ``per_class`` (one ``{"label", "precision", "recall",
+    "f1", "support"}`` per class), ``macro_avg`` and ``weighted_avg``
+    (``{"precision", "recall", "f1"}``; weighted by support). A class that is
+    never predicted has precision 0 (not NaN).
+
+    Examples
+    --------
+    >>> m = metrics_from_probs(np.array([0, 1]), np.array([[0.9, 0.1], [0.6, 0.4]]), ["a", "b"])
+    >>> m["test_accuracy"], m["confusion_matrix"]
+    (0.5, [[1, 0], [1, 0]])
+    """
+    y_true, probs = _check_inputs(y_true, probs, class_names)
+    n, k = probs.shape
+    labels = np.arange(k)
+    y_pred = probs.argmax(axis=1)
+
+    # Cross-entropy in float64: float32 logs of 10,000 values lose digits in the mean.
+    p_true = probs[np.arange(n), y_true].astype(np.float64)
+    loss = float(-np.mean(np.log(np.clip(p_true, EPSILON, 1.0))))
+
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    # zero_division=0: a class never predicted gets precision 0 rather than NaN,
+    # which JSON cannot hold and tables cannot sort.
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    averages = {}
+    for avg in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=avg, zero_division=0
+        )
+        averages[f"{avg}_avg"] = {"precision": float(p), "recall": float(r), "f1": float(f)}
+
+    n_correct = int(np.trace(cm))
+    return {
+        "n_test": int(n),
+        "n_errors": int(n - n_correct),
+        "test_accuracy": n_correct / n,
+        "test_loss": loss,
+        "confusion_matrix": cm.astype(int).tolist(),
+        "class_names": [str(c) for c in class_names],
+        "per_class": [
+            {
+                "label": str(class_names[i]),
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i in range(k)
+        ],
+        **averages,
+    }
+
+
+def _check_inputs(
+    y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true)
+    probs = np.asarray(probs)
+    k = len(class_names)
+    if probs.ndim != 2 or probs.shape[1] != k:
+        raise MnistlabError(
+            f"probs must have shape (N, {k}) for {k} class names, got {probs.shape}"
+        )
+    if y_true.shape != (probs.shape[0],):
+        raise MnistlabError(
+            f"y_true must have shape ({probs.shape[0]},) to match probs, got {y_true.shape}"
+        )
+    if len(y_true) == 0:
+        raise MnistlabError("y_true and probs are empty; evaluate at least one image")
+    if not np.issubdtype(y_true.dtype, np.integer) or y_true.min() < 0 or y_true.max() >= k:
+        raise MnistlabError(f"y_true must hold integer labels in 0..{k - 1}")
+    if not np.all(np.isfinite(probs)):
+        # What a diverged training run produces; its "accuracy" would be meaningless.
+        raise MnistlabError(
+            "probs contain NaN or infinity (did training diverge?); "
+            "retrain with a lower learning rate"
+        )
+    return y_true.astype(np.int64), probs
+
+
+# -- the stage ----------------------------------------------------------------------------
+
+
+def evaluate(
+    run: RunDir | str | Path,
+    *,
+    dataset: Dataset | None = None,
+    runs_dir: str | Path = "runs",
+    batch_size: int = 1024,
+) -> dict[str, Any]:
+    """Score a finished run on its dataset's test set; write metrics.json.
+
+    Parameters
+    ----------
+    run : a :class:`RunDir`, a run directory path, a run name inside
+        ``runs_dir``, or ``"latest"``.
+    dataset : already-loaded data (must be the run's ``config.dataset``);
+        loaded from the cache if None.
+    runs_dir : where run names are looked up.
+    batch_size : images per prediction batch (memory only; results are the same).
+
+    Returns
+    -------
+    The metrics dict written to ``metrics.json``: everything
+    :func:`metrics_from_probs` returns, plus ``model``, ``dataset``, ``run``
+    (path), ``eval_seconds``, ``train_seconds`` (from ``run.json``, None if
+    absent) and ``params_count``. ``predictions.npz`` (``probs`` float32
+    (N, 10), ``y_true`` uint8 (N,)) is written beside it.
+
+    Examples
+    --------
+    >>> metrics = evaluate("latest")
+    >>> print(format_metrics(metrics))
+    """
+    if batch_size < 1:
+        raise MnistlabError(f"invalid batch_size={batch_size!r}: expected an integer >= 1")
+    run = run if isinstance(run, RunDir) else RunDir.open(run, runs_dir)
+    run.require_finished()
+    config = run.config()
+    if dataset is None:
+        dataset = load_dataset(config.dataset)
+    elif dataset.name != config.dataset:
+        raise MnistlabError(
+            f"run {run.name} was trained on {config.dataset!r} but the dataset passed is "
+            f"{dataset.name!r}; pass the matching dataset or none"
+        )
+
+    model = _load_model(run.model_path)
+
+    started = time.perf_counter()
+    # float32 (N, 28, 28, 1) in [0, 1] -> softmax probabilities (N, 10)
+    probs = model.predict(to_float(dataset.x_test), batch_size=batch_size, verbose=0)
+    eval_seconds = time.perf_counter() - started
+    probs = np.asarray(probs, dtype=np.float32)
+
+    metrics = metrics_from_probs(dataset.y_test, probs, dataset.class_names)
+    state = run.state()
+    metrics = {
+        "model": config.model,
+        "dataset": config.dataset,
+        "run": str(run.path),
+        **metrics,
+        "eval_seconds": round(eval_seconds, 3),
+        "train_seconds": state.get("train_seconds"),
+        "params_count": int(state.get("params_count") or model.count_params()),
+    }
+
+    # Predictions first, metrics.json last: metrics.json marks a complete evaluation.
+    with files.atomic_path(predictions_path(run), suffix=".npz") as tmp:
+        np.savez_compressed(tmp, probs=probs, y_true=np.asarray(dataset.y_test, dtype=np.uint8))
+    files.write_json(run.metrics_path, metrics)
+    return metrics
+
+
+def _load_model(path: Path) -> Any:
+    import keras  # heavy; imported here so the pure functions above stay quick to import
+
+    # A .keras file is a zip archive. Keras reports a truncated or overwritten one
+    # as "File not found", which would send the user looking for the wrong problem.
+    if not zipfile.is_zipfile(path):
+        raise MnistlabError(
+            f"cannot load {path}: the file is corrupt (not a complete .keras archive; "
+            "truncated or overwritten?); retrain the run"
+        )
+    try:
+        # compile=False: only the forward pass is needed, not the optimiser state.
+        return keras.saving.load_model(path, compile=False)
+    except Exception as err:  # bad JSON, missing weights, unknown layers: all "unreadable"
+        reason = " ".join(str(err).split())[:200]
+        raise MnistlabError(
+            f"cannot load {path} ({type(err).__name__}: {reason}); the file is corrupt "
+            "or not a model mnistlab can read: retrain the run"
+        ) from err
+
+
+def predictions_path(run: RunDir) -> Path:
+    """Where :func:`evaluate` keeps a run's test-set probabilities."""
+    return run.path / PREDICTIONS_FILE
+
+
+def load_predictions(
+    run: RunDir | str | Path, *, runs_dir: str | Path = "runs"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The test-set labels and probabilities saved by :func:`evaluate`.
+
+    Parameters
+    ----------
+    run : a :class:`RunDir`, path, run name or ``"latest"``.
+    runs_dir : where run names are looked up.
+
+    Returns
+    -------
+    (y_true uint8 (N,), probs float32 (N, 10)).
+    """
+    run = run if isinstance(run, RunDir) else RunDir.open(run, runs_dir)
+    path = predictions_path(run)
+    try:
+        with np.load(path) as npz:
+            return npz["y_true"], npz["probs"]
+    except (OSError, KeyError, ValueError) as err:
+        raise MnistlabError(
+            f"run {run.path} has no readable {PREDICTIONS_FILE}; "
+            f"run 'mnistlab evaluate {run.path}' first"
+        ) from err
+
+
+# -- text tables for the CLI ------------------------------------------------------------------
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """Human-readable summary of a metrics dict: headline, per-class table, confusion matrix.
+
+    Parameters
+    ----------
+    metrics : as returned by :func:`evaluate` or :func:`metrics_from_probs`.
+
+    Returns
+    -------
+    Multi-line text (no trailing newline).
+
+    Examples
+    --------
+    >>> m = metrics_from_probs(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]), ["a", "b"])
+    >>> print(format_metrics(m).splitlines()[0])
+    test accuracy  1.0000  (0 errors in 2 images)
+    """
+    names = [str(c) for c in metrics["class_names"]]
+    lines = []
+    if "model" in metrics:
+        lines.append(f"run            {metrics['run']}")
+        lines.append(f"model          {metrics['model']} on {metrics['dataset']}")
+    lines.append(
+        f"test accuracy  {metrics['test_accuracy']:.4f}  "
+        f"({metrics['n_errors']:,} errors in {metrics['n_test']:,} images)"
+    )
+    lines.append(f"test loss      {metrics['test_loss']:.4f}  (mean cross-entropy)")
+    lines.append("")
+
+    # Per-class table, scikit-learn's classification_report layout.
+    width = max(12, *(len(n) for n in names))  # 12 = len("weighted avg")
+    header = f"{'class':<{width}}  {'precision':>9}  {'recall':>6}  {'f1':>6}  {'support':>7}"
+    lines += [header, "-" * len(header)]
+    for row in metrics["per_class"]:
+        lines.append(
+            f"{row['label']:<{width}}  {row['precision']:>9.4f}  {row['recall']:>6.4f}  "
+            f"{row['f1']:>6.4f}  {row['support']:>7,}"
+        )
+    lines.append("-" * len(header))
+    for key, title in (("macro_avg", "macro avg"), ("weighted_avg", "weighted avg")):
+        avg = metrics[key]
+        lines.append(
+            f"{title:<{width}}  {avg['precision']:>9.4f}  {avg['recall']:>6.4f}  "
+            f"{avg['f1']:>6.4f}  {metrics['n_test']:>7,}"
+        )
+    lines.append("")
+    lines += _format_confusion(metrics["confusion_matrix"], names)
+    return "\n".join(lines)
+
+
+def _format_confusion(cm: list[list[int]], names: list[str]) -> list[str]:
+    # Columns are labelled by index: long names ("Ankle boot") would make the
+    # matrix too wide for a terminal. Rows show the index and the name.
+    k = len(names)
+    cell = max(4, len(f"{max(max(r) for r in cm):,}"))
+    show_names = any(name != str(i) for i, name in enumerate(names))
+    row_label = [f"{i} {names[i]}" if show_names else str(i) for i in range(k)]
+    lw = max(len("true"), *(len(s) for s in row_label))
+    lines = ["confusion matrix (rows: true class, columns: predicted class)"]
+    lines.append(f"{'true':<{lw}} " + "".join(f"{j:>{cell + 1}}" for j in range(k)))
+    for i in range(k):
+        lines.append(f"{row_label[i]:<{lw}} " + "".join(f"{v:>{cell + 1},}" for v in cm[i]))
+    return lines

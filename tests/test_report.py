@@ -1,0 +1,200 @@
+"""Report: figures and a self-contained report.html for a real, evaluated run."""
+
+import base64
+import io
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from mnistlab.errors import MnistlabError
+from mnistlab.report import (
+    FIGURE_FILES,
+    Section,
+    html_table,
+    paragraph,
+    plot_history,
+    plot_samples,
+    write_report,
+)
+from mnistlab.runs import RunDir
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class _Tags(HTMLParser):
+    """Every start tag of a page with its attributes, and the text of <style> blocks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.css = ""
+        self._in_style = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.css += data
+
+
+def _parse(page: str) -> _Tags:
+    parser = _Tags()
+    parser.feed(page)
+    return parser
+
+
+def _embedded_pngs(page: str) -> list[bytes]:
+    srcs = [a["src"] for tag, a in _parse(page).tags if tag == "img"]
+    prefix = "data:image/png;base64,"
+    assert all(s.startswith(prefix) for s in srcs)
+    return [base64.b64decode(s[len(prefix) :], validate=True) for s in srcs]
+
+
+@pytest.fixture(scope="module")
+def reported_run(tmp_path_factory, mnist):
+    """A real run (one epoch of a small dense net), evaluated and reported once."""
+    from mnistlab.config import make_config
+    from mnistlab.evaluate import evaluate
+    from mnistlab.train import train
+
+    runs_dir = tmp_path_factory.mktemp("runs")
+    config = make_config("fnn", epochs=1, params={"hidden": (64, 32)})
+    run = train(config, runs_dir=runs_dir, dataset=mnist, verbose=0)
+    evaluate(run, dataset=mnist)
+    path = write_report(run, dataset=mnist)
+    return run, path
+
+
+@pytest.mark.slow
+def test_the_report_is_one_file_that_needs_nothing_from_outside(reported_run):
+    run, path = reported_run
+    assert path == run.report_path and path.is_file()
+    page = path.read_text(encoding="utf-8")
+    parsed = _parse(page)
+
+    tags = [tag for tag, _ in parsed.tags]
+    assert "script" not in tags and "link" not in tags and "iframe" not in tags
+    for tag, attrs in parsed.tags:
+        for name in ("src", "href"):
+            value = attrs.get(name)
+            if value is not None:  # only embedded images and in-page anchors
+                assert value.startswith(("data:image/png;base64,", "#")), (tag, value)
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)
+    assert "url(" not in parsed.css and "@import" not in parsed.css
+
+
+@pytest.mark.slow
+def test_the_four_figures_are_embedded_as_readable_pngs(reported_run):
+    run, path = reported_run
+    pngs = _embedded_pngs(path.read_text(encoding="utf-8"))
+
+    assert len(pngs) == 4
+    for png in pngs:
+        assert png.startswith(PNG_SIGNATURE)
+        image = matplotlib.image.imread(io.BytesIO(png), format="png")
+        assert image.shape[0] > 100 and image.shape[1] > 100
+        assert image.std() > 0  # not a blank canvas
+    # The page embeds exactly the figures written to figures/.
+    on_disk = {(run.figures_dir / name).read_bytes() for name in FIGURE_FILES.values()}
+    assert set(pngs) == on_disk
+
+
+@pytest.mark.slow
+def test_the_page_shows_the_metrics_of_metrics_json(reported_run):
+    run, path = reported_run
+    page = path.read_text(encoding="utf-8")
+    metrics = json.loads(run.metrics_path.read_text())
+    state = run.state()
+
+    accuracy = metrics["test_accuracy"]
+    title = re.search(r"<title>(.*?)</title>", page).group(1)
+    assert title == f"fnn on mnist: {accuracy:.2%} test accuracy"
+    assert f"{accuracy:.4f}" in page
+    assert f"{metrics['params_count']:,}" in page
+    assert f"{state['best_val_accuracy']:.4f}" in page
+    # Every per-class row, and the averages, with the numbers of metrics.json.
+    for row in metrics["per_class"]:
+        cells = [
+            row["label"],
+            f"{row['precision']:.4f}",
+            f"{row['recall']:.4f}",
+            f"{row['f1']:.4f}",
+            f"{row['support']:,}",
+        ]
+        assert re.search(
+            r"<tr>\s*" + r"\s*".join(f"<td[^>]*>{re.escape(c)}</td>" for c in cells), page
+        ), row
+    assert f"{metrics['macro_avg']['f1']:.4f}" in page
+    assert f"{metrics['weighted_avg']['f1']:.4f}" in page
+    # The configuration table lists the settings of config.json.
+    assert "hidden=64,32" in page and ">learning_rate<" in page
+
+
+@pytest.mark.slow
+def test_extra_sections_are_added_and_every_text_is_escaped(reported_run, mnist, tmp_path):
+    run, _ = reported_run
+    # A run directory whose name is markup must come out as text, not as tags.
+    copy = RunDir(tmp_path / "<em>bold&run")
+    shutil.copytree(run.path, copy.path, ignore=shutil.ignore_patterns("logs", "figures"))
+    extra = Section("Calibration <draft>", paragraph("ECE < 0.01 & falling"))
+
+    page = write_report(copy, dataset=mnist, extra_sections=[extra]).read_text()
+
+    assert "<em>" not in page
+    assert "run &lt;em&gt;bold&amp;run" in page
+    assert '<a href="#calibration-draft">Calibration &lt;draft&gt;</a>' in page
+    assert '<section id="calibration-draft">' in page
+    assert "<p>ECE &lt; 0.01 &amp; falling</p>" in page
+    assert (copy.figures_dir / FIGURE_FILES["confusion"]).is_file()
+
+
+def test_a_run_without_metrics_is_refused_with_the_command_to_run(tmp_path):
+    from mnistlab.config import make_config
+
+    run = RunDir.create(tmp_path, make_config("fnn"))
+    with pytest.raises(MnistlabError, match=r"no metrics\.json; run 'mnistlab evaluate .*' first"):
+        write_report(run)
+    assert not run.report_path.exists()
+    assert not run.figures_dir.exists()
+
+
+def test_html_table_escapes_cells_and_marks_numeric_columns():
+    table = html_table(["name", "n"], [["<i>x</i>", 3]], numeric=[False, True])
+    assert "<td>&lt;i&gt;x&lt;/i&gt;</td>" in table
+    assert "<td class=num>3</td>" in table
+
+
+def test_a_missing_or_malformed_history_is_a_clear_error(tmp_path):
+    with pytest.raises(MnistlabError, match="cannot read training history"):
+        plot_history(tmp_path / "missing.csv", tmp_path / "h.png")
+    bad = tmp_path / "history.csv"
+    bad.write_text("epoch,loss\n1,0.5\n")
+    with pytest.raises(MnistlabError, match="lacks columns"):
+        plot_history(bad, tmp_path / "h.png")
+    assert not (tmp_path / "h.png").exists()
+
+
+def test_plot_history_draws_a_one_epoch_run(tmp_path):
+    csv = tmp_path / "history.csv"
+    csv.write_text("epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n1,0.6,0.8,0.3,0.9,0,2\n")
+    out = plot_history(csv, tmp_path / "figures" / "h.png")
+    assert out.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_plot_samples_rejects_an_impossible_count(mnist, tmp_path):
+    with pytest.raises(MnistlabError, match="invalid n=0"):
+        plot_samples(mnist, tmp_path / "s.png", n=0)
+    out = plot_samples(mnist, tmp_path / "s.png", n=7)
+    image = matplotlib.image.imread(out)
+    assert image.shape[1] > image.shape[0]  # 7 in one row: wider than tall
+    assert np.asarray(image).std() > 0
