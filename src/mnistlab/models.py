@@ -222,6 +222,37 @@ def cnn(width: int = 32, dropout: float = 0.25) -> keras.Model:
     return keras.Model(inputs, outputs, name="cnn")
 
 
+@register(
+    "keras-convnet",
+    "reference: the Keras 'Simple MNIST convnet' example, as published",
+    epochs=15, batch_size=128, learning_rate=1e-3, schedule="constant", patience=15,
+    val_size=6000,
+)
+def keras_convnet() -> keras.Model:
+    """Conv32-MaxPool-Conv64-MaxPool-Flatten-Dropout(0.5)-Dense(10), no BatchNorm.
+
+    The keras-io example trains it with Adam (lr 1e-3), batch 128, 15 epochs and
+    validation_split=0.1 (6,000 images) without early stopping; the recipe above
+    reproduces that (patience = epochs). It is the benchmark's yardstick.
+    """
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ],
+        name="keras_convnet",
+    )
+
+
 # -- settings helpers --------------------------------------------------------------
 
 
