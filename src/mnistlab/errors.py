@@ -8,4 +8,14 @@ catch it.
 
 
 class MnistlabError(Exception):
-    """A problem the user can fix; ``str(err)`` is a complete one-line message."""
+    """A problem the user can fix; ``str(err)`` is a complete one-line message.
+
+    Examples
+    --------
+    >>> import mnistlab
+    >>> try:
+    ...     mnistlab.make_config("resnet")
+    ... except mnistlab.MnistlabError as err:
+    ...     print(err)
+    unknown model 'resnet'; choose one of: fnn, cnn-fast, ...
+    """

@@ -2,14 +2,22 @@
 
 Every artefact (cache arrays, JSON, CSV, models) goes through here: write to a
 temporary name in the same directory, flush and fsync, then ``os.replace``,
-which is atomic on POSIX within one filesystem.
+which is atomic on POSIX within one filesystem. A process killed mid-write
+(even by SIGKILL or a power cut) leaves at most a hidden ``.NAME.*.tmp*`` file
+beside the untouched old one.
+
+A write that fails (full disk, read-only filesystem, a file where a directory
+should be) raises :class:`MnistlabError` with one line saying which file, why,
+and what to do; the old file is left as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +33,26 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     The temporary file keeps ``suffix`` (e.g. ``.keras``) so libraries that
     check extensions accept it. On any exception the temporary file is removed
     and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : the file to (re)place.
+    suffix : extension the temporary name ends with.
+
+    Yields
+    ------
+    Path of an empty temporary file to write (or overwrite) in full.
+
+    Raises
+    ------
+    MnistlabError
+        If the directory cannot be created or written, or the writer in the
+        ``with`` block fails with an ``OSError`` (e.g. no space left on device).
+
+    Examples
+    --------
+    >>> with atomic_path("runs/x/model.keras", suffix=".keras") as tmp:
+    ...     model.save(tmp)
     """
     path = Path(path)
     try:
@@ -33,30 +61,63 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
             prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent
         )
     except OSError as err:
-        raise MnistlabError(
-            f"cannot write {path}: {err.strerror or err}; choose a writable directory"
-        ) from err
+        raise MnistlabError(f"cannot write {path}: {describe_os_error(err)}") from err
     os.close(fd)
     tmp = Path(tmp_name)
-    # mkstemp creates 0600; give the final file the usual permissions (0666 less umask).
-    os.chmod(tmp, 0o666 & ~_umask())
     try:
+        # mkstemp creates 0600; give the final file the usual permissions (0666 less umask).
+        os.chmod(tmp, 0o666 & ~_umask())
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        raise MnistlabError(f"cannot write {path}: {err.strerror or err}") from err
+        raise MnistlabError(f"cannot write {path}: {describe_os_error(err)}") from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def describe_os_error(err: OSError) -> str:
+    """``err``'s reason plus what to do about it, for a one-line message.
+
+    Parameters
+    ----------
+    err : the error a file operation raised.
+
+    Returns
+    -------
+    e.g. ``"No space left on device; free some disk space and try again"``.
+    """
+    reason = err.strerror or str(err) or type(err).__name__
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{reason}; free some disk space and try again"
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST):
+        return f"{reason}; choose a writable directory"
+    return reason
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename is durable only once the directory entry is on disk. Best effort:
+    # some filesystems (and Windows) cannot open or fsync a directory.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -73,6 +134,26 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Atomically write ``obj`` as indented, key-sorted JSON."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def link_or_copy(source: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Atomically make ``path`` a hard link to ``source`` (a copy where links fail).
+
+    A hard link costs no space and no time, and stays whole if ``source`` is
+    later deleted or replaced (``os.replace`` gives ``source`` a new inode).
+
+    Parameters
+    ----------
+    source : an existing file.
+    path : the name to (re)place with the same content.
+    """
+    path = Path(path)
+    with atomic_path(path, suffix=Path(source).suffix) as tmp:
+        try:
+            tmp.unlink()
+            os.link(source, tmp)
+        except OSError:  # no hard links here (some filesystems): copy the bytes
+            shutil.copyfile(source, tmp)
 
 
 def _json_default(obj: Any) -> Any:

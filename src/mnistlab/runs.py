@@ -3,24 +3,47 @@
 A run lives in ``<runs_dir>/<run-id>/``::
 
     config.json     every setting (mnistlab.config.TrainConfig)
-    run.json        state (running | finished | interrupted), timings, best epoch
+    run.json        state (running | finished | interrupted | failed), timings, best epoch
     history.csv     one row per epoch: loss, accuracy, val_loss, val_accuracy, lr, seconds
-    model.keras     the trained model (best validation weights)
-    checkpoints/    last.keras, written after every epoch
+    model.keras     the trained model (best validation weights); only once finished
+    checkpoints/    what ``mnistlab train --resume`` continues from:
+      resume.json     the commit record: last completed epoch, early-stopping state,
+                      history, and which checkpoint files belong to it
+      epoch-NNNN.keras  model + optimiser state after epoch NNNN (the last one, and
+                      the best one so far when that is another epoch)
+      last.keras      the same file as the newest committed epoch-NNNN.keras
     logs/           TensorBoard event files
     metrics.json    test-set metrics (written by ``evaluate``)
     figures/        PNG plots (written by ``report``)
     report.html     one self-contained page (written by ``report``)
+    .lock           held (flock) by the process training the run; its content (the
+                    holder's pid) is only for people
 
 ``<runs_dir>/latest`` is a symlink to the newest run. Stages read and write
 these files; they do not call each other's internals.
+
+Crash safety: every file above is written atomically (``mnistlab.files``: a
+temporary name, fsync, rename), so a process killed at any moment leaves each
+file either as it was or complete. Files that must agree with each other (a
+checkpoint and its early-stopping state) are committed together by writing
+``checkpoints/resume.json`` last. ``run.json`` says ``finished`` only after
+``model.keras`` is complete; a run killed by SIGKILL keeps ``running`` with no
+process holding ``.lock``, which :meth:`RunDir.require_finished` reports as
+killed. The one exception is TensorBoard's ``logs/``: TensorFlow appends to
+event files as training goes and cannot write them atomically. That is safe
+because they are append-only records that nothing in mnistlab reads back; a
+kill can cut the last event short, which TensorBoard skips, and a resumed run
+appends a new event file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shlex
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +55,23 @@ from mnistlab.errors import MnistlabError
 
 @dataclass(frozen=True)
 class RunDir:
-    """A run directory on disk; see the module docstring for its layout."""
+    """A run directory on disk; see the module docstring for its layout.
+
+    :func:`mnistlab.train` returns one; :meth:`open` finds an existing one.
+
+    Attributes
+    ----------
+    path : the directory; ``name`` is its last component, and ``config_path``,
+        ``history_path``, ``model_path``, ``metrics_path``, ``figures_dir``,
+        ``report_path`` are the files inside it.
+
+    Examples
+    --------
+    >>> run = RunDir.open("latest", runs_dir="runs")
+    >>> run.state()["state"], run.config().model
+    ('finished', 'fnn')
+    >>> metrics = run.metrics()  # after mnistlab.evaluate(run)
+    """
 
     path: Path
 
@@ -58,8 +97,22 @@ class RunDir:
         return self.path / "model.keras"
 
     @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
     def checkpoint_path(self) -> Path:
-        return self.path / "checkpoints" / "last.keras"
+        """The newest complete per-epoch checkpoint (model and optimiser state)."""
+        return self.checkpoints_dir / "last.keras"
+
+    @property
+    def resume_path(self) -> Path:
+        """The commit record of the last completed epoch (see the module docstring)."""
+        return self.checkpoints_dir / "resume.json"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".lock"
 
     @property
     def logs_dir(self) -> Path:
@@ -130,18 +183,99 @@ class RunDir:
             return {"state": "unknown"}
 
     def write_state(self, **fields: Any) -> None:
-        """Merge ``fields`` into ``run.json`` (atomically)."""
+        """Merge ``fields`` into ``run.json`` (atomically); a field set to None is removed."""
         current = self.state() if self.state_path.exists() else {}
-        files.write_json(self.state_path, {**current, **fields})
+        merged = {**current, **fields}
+        files.write_json(self.state_path, {k: v for k, v in merged.items() if v is not None})
 
     def require_finished(self) -> None:
-        """Raise unless training finished and ``model.keras`` exists."""
+        """Raise unless training finished and ``model.keras`` exists.
+
+        Raises
+        ------
+        MnistlabError
+            Saying whether the run is still training, was interrupted, failed or
+            was killed (state left at ``running`` with no process training it),
+            and the command that resumes it.
+        """
         state = self.state().get("state")
-        if state != "finished" or not self.model_path.is_file():
-            raise MnistlabError(
-                f"run {self.path} did not finish training (state: {state}); "
-                "resume it or train a new run"
+        if state == "finished" and self.model_path.is_file():
+            return
+        if state == "running":
+            why = (
+                "it is still training in another process"
+                if self.is_training()
+                else "state: running, but no process is training it: it was killed"
             )
+        elif state == "finished":
+            why = "state: finished, but model.keras is missing"
+        else:
+            why = f"state: {state}"
+        raise MnistlabError(
+            f"run {self.path} did not finish training ({why}); "
+            f"resume it with: {self.resume_command()}"
+        )
+
+    def resume_command(self) -> str:
+        """The shell command that continues this run: ``mnistlab train --resume PATH``."""
+        return f"mnistlab train --resume {shlex.quote(str(self.path))}"
+
+    # -- the training lock ----------------------------------------------------
+    @contextlib.contextmanager
+    def training_lock(self) -> Iterator[None]:
+        """Hold the run's lock while training it, so two processes never train one run.
+
+        An advisory ``flock`` on ``.lock``: the kernel releases it when the
+        holder exits, however it exits (SIGKILL included), so a killed run is
+        never left locked.
+
+        Raises
+        ------
+        MnistlabError
+            If another process holds the lock (it is training this run now).
+        """
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; one process per run is then up to the user
+            yield
+            return
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise MnistlabError(
+                f"cannot lock run {self.path}: {files.describe_os_error(err)}"
+            ) from err
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise MnistlabError(
+                    f"run {self.path} is being trained by another process right now; "
+                    "wait for it to end (or stop it) before resuming"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())  # for people: who holds it
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def is_training(self) -> bool:
+        """True while some process holds the run's training lock."""
+        try:
+            import fcntl
+        except ImportError:
+            return False
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
     def metrics(self) -> dict[str, Any]:
         try:
