@@ -243,3 +243,78 @@ def test_load_predictions_of_an_unevaluated_run_says_what_to_do(tmp_path):
     run = RunDir.create(tmp_path, make_config("fnn"))
     with pytest.raises(MnistlabError, match="mnistlab evaluate"):
         load_predictions(run)
+
+
+# -- ROC-AUC, ECE and calibration of the real run ----------------------------------------------
+
+
+@pytest.mark.slow
+def test_metrics_json_holds_roc_auc_average_precision_and_ece(evaluated_run):
+    from sklearn.metrics import roc_auc_score
+
+    from mnistlab.analysis import expected_calibration_error
+
+    run, metrics, _ = evaluated_run
+    y_true, probs = load_predictions(run)
+
+    auc = metrics["roc_auc"]
+    assert len(auc["per_class"]) == 10
+    assert auc["macro"] == pytest.approx(
+        roc_auc_score(y_true, probs, multi_class="ovr", average="macro")
+    )
+    assert 0.98 < auc["macro"] <= 1.0 and 0.98 < auc["micro"] <= 1.0  # a trained net ranks well
+    assert len(metrics["average_precision"]["per_class"]) == 10
+    assert metrics["ece_bins"] == 15
+    assert metrics["ece"] == pytest.approx(expected_calibration_error(y_true, probs))
+    assert "ROC-AUC" in format_metrics(metrics) and "ECE" in format_metrics(metrics)
+
+
+@pytest.mark.slow
+def test_calibrate_fits_on_validation_and_leaves_the_model_file_alone(evaluated_run, tmp_path):
+    import hashlib
+
+    import keras
+
+    from mnistlab.analysis import apply_temperature, load_calibration
+    from mnistlab.data import to_float
+    from mnistlab.evaluate import calibrate, format_calibration
+
+    run, metrics, dataset = evaluated_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run.path, copy, ignore=shutil.ignore_patterns("logs", "checkpoints"))
+    copy = RunDir(copy)
+    model_digest = hashlib.sha256(copy.model_path.read_bytes()).hexdigest()
+
+    record = calibrate(copy, dataset=dataset)
+
+    assert load_calibration(copy) == json.loads(json.dumps(record))
+    assert record["fitted_on"] == "validation" and record["n_fit"] == 5000
+    assert 0.05 < record["temperature"] < 20
+    # Fitted to minimise validation NLL, so it cannot be worse there than T = 1.
+    assert record["validation"]["nll_after"] <= record["validation"]["nll_before"] + 1e-9
+    assert record["test"]["ece_before"] == pytest.approx(metrics["ece"])
+    assert record["test"]["nll_before"] == pytest.approx(metrics["test_loss"], rel=1e-5)
+    text = format_calibration(record)
+    assert f"{record['temperature']:.4f}" in text and "test ECE" in text
+
+    # model.keras is untouched and still predicts what evaluate saved.
+    assert hashlib.sha256(copy.model_path.read_bytes()).hexdigest() == model_digest
+    model = keras.saving.load_model(copy.model_path, compile=False)
+    y_true, probs = load_predictions(copy)
+    fresh = model.predict(to_float(dataset.x_test[:50]), verbose=0)
+    np.testing.assert_allclose(fresh, probs[:50], atol=1e-5)
+    # Applying the temperature keeps every prediction.
+    scaled = apply_temperature(probs, record["temperature"])
+    assert np.array_equal(scaled.argmax(1), probs.argmax(1))
+
+
+def test_calibrate_needs_an_evaluated_run(tmp_path):
+    from mnistlab.config import make_config
+    from mnistlab.evaluate import calibrate
+
+    run = RunDir.create(tmp_path, make_config("fnn"))
+    run.write_state(state="finished")
+    run.model_path.write_bytes(b"")  # present, so the missing predictions are what fails
+    with pytest.raises(MnistlabError, match="mnistlab evaluate"):
+        calibrate(run)
+    assert not (run.path / "calibration.json").exists()

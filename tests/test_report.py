@@ -94,11 +94,12 @@ def test_the_report_is_one_file_that_needs_nothing_from_outside(reported_run):
 
 
 @pytest.mark.slow
-def test_the_four_figures_are_embedded_as_readable_pngs(reported_run):
+def test_every_figure_is_embedded_as_a_readable_png(reported_run):
     run, path = reported_run
     pngs = _embedded_pngs(path.read_text(encoding="utf-8"))
 
-    assert len(pngs) == 4
+    # history, confusion, classes, samples + per-class accuracy, gallery, ROC, PR, reliability
+    assert len(pngs) == len(FIGURE_FILES) == 9
     for png in pngs:
         assert png.startswith(PNG_SIGNATURE)
         image = matplotlib.image.imread(io.BytesIO(png), format="png")
@@ -198,3 +199,40 @@ def test_plot_samples_rejects_an_impossible_count(mnist, tmp_path):
     image = matplotlib.image.imread(out)
     assert image.shape[1] > image.shape[0]  # 7 in one row: wider than tall
     assert np.asarray(image).std() > 0
+
+
+@pytest.mark.slow
+def test_the_analysis_sections_show_the_numbers_of_the_predictions(reported_run):
+    from mnistlab.analysis import confused_pairs, load_calibration, ranked_mistakes
+    from mnistlab.evaluate import load_predictions
+
+    run, path = reported_run
+    page = path.read_text(encoding="utf-8")
+    metrics = json.loads(run.metrics_path.read_text())
+    y, probs = load_predictions(run)
+
+    headings = re.findall(r"<h2>(.*?)</h2>", page)
+    assert headings[5:11] == [
+        "Per-class accuracy",
+        "Most-confused pairs",
+        "Error gallery",
+        "ROC curves",
+        "Precision-recall curves",
+        "Calibration",
+    ]
+    # The most-confused pair, both directions, as the first row of its table.
+    top = confused_pairs(y, probs, top=1)[0]
+    assert re.search(
+        rf"<td>{top['a']} ↔ {top['b']}</td>\s*<td class=num>{top['a_as_b']:,}</td>"
+        rf"\s*<td class=num>{top['b_as_a']:,}</td>\s*<td class=num>{top['total']:,}</td>",
+        page,
+    )
+    worst = ranked_mistakes(y, probs, limit=1)[0]
+    assert f"<td class=num>{worst['index']:,}</td>" in page
+    # ROC-AUC and ECE of metrics.json in the summary and the tables.
+    assert f"{metrics['roc_auc']['macro']:.6f} / {metrics['roc_auc']['micro']:.6f}" in page
+    assert f"<td class=num>{metrics['roc_auc']['per_class'][0]:.6f}</td>" in page
+    assert f"{metrics['ece']:.4f}" in page
+    # Not calibrated: the page says how to calibrate.
+    assert load_calibration(run) is None
+    assert "mnistlab calibrate RUN" in page

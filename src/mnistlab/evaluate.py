@@ -11,6 +11,10 @@ validation split), so this is the number to report::
 (compare, ensemble, calibration) reuse them instead of predicting again.
 ``metrics.json`` is written last: if it exists, the predictions beside it are
 complete and belong to it.
+
+:func:`calibrate` fits temperature scaling on the run's validation split and
+writes ``calibration.json`` (format: :mod:`mnistlab.analysis`); the model file
+is left as it is.
 """
 
 from __future__ import annotations
@@ -25,15 +29,25 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from mnistlab import files
-from mnistlab.data import Dataset, load_dataset, to_float
+from mnistlab.analysis import (
+    CALIBRATION_FILE,
+    EPSILON,
+    N_BINS,
+    analysis_metrics,
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+)
+from mnistlab.data import Dataset, load_dataset, to_float, train_val_split
 from mnistlab.errors import MnistlabError
 from mnistlab.runs import RunDir
 
 PREDICTIONS_FILE = "predictions.npz"
 
-# Probabilities are clipped to [EPSILON, 1] before the log, as Keras's
-# cross-entropy does, so one confident mistake costs -log(1e-7) ~ 16.1, not inf.
-EPSILON = 1e-7
+# EPSILON (from analysis, shared with calibration): probabilities are clipped to
+# [EPSILON, 1] before the log, as Keras's cross-entropy does, so one confident
+# mistake costs -log(1e-7) ~ 16.1, not inf.
 
 
 # -- metrics from probabilities (pure, no I/O) -------------------------------------------
@@ -61,7 +75,11 @@ def metrics_from_probs(
     ``class_names``, ``per_class`` (one ``{"label", "precision", "recall",
     "f1", "support"}`` per class), ``macro_avg`` and ``weighted_avg``
     (``{"precision", "recall", "f1"}``; weighted by support). A class that is
-    never predicted has precision 0 (not NaN).
+    never predicted has precision 0 (not NaN). From
+    :func:`mnistlab.analysis.analysis_metrics`: ``roc_auc`` and
+    ``average_precision`` (one-vs-rest; ``{"per_class", "micro", "macro"}``,
+    None for a class with no image) and ``ece`` (expected calibration error,
+    ``ece_bins`` = 15 equal-width bins).
 
     Examples
     --------
@@ -110,6 +128,7 @@ def metrics_from_probs(
             for i in range(k)
         ],
         **averages,
+        **analysis_metrics(y_true, probs),
     }
 
 
@@ -266,6 +285,129 @@ def load_predictions(
         ) from err
 
 
+# -- calibration -------------------------------------------------------------------------------
+
+
+def calibrate(
+    run: RunDir | str | Path,
+    *,
+    dataset: Dataset | None = None,
+    runs_dir: str | Path = "runs",
+    batch_size: int = 1024,
+) -> dict[str, Any]:
+    """Fit temperature scaling on the run's validation split; write calibration.json.
+
+    The validation split is recreated exactly as training made it
+    (:func:`mnistlab.data.train_val_split` with the run's ``val_size`` and
+    ``seed``): images the weights were not fitted on, and not the test set.
+    The fitted temperature is then applied to the saved test predictions to
+    report ECE and negative log-likelihood before and after. ``model.keras``
+    is not changed.
+
+    Parameters
+    ----------
+    run : a :class:`RunDir`, path, run name inside ``runs_dir``, or ``"latest"``;
+        it must be evaluated (``predictions.npz``).
+    dataset : the run's dataset if already loaded; loaded from the cache if None.
+    runs_dir : where run names are looked up.
+    batch_size : images per prediction batch.
+
+    Returns
+    -------
+    The dict written to ``calibration.json`` (format in :mod:`mnistlab.analysis`).
+
+    Examples
+    --------
+    >>> record = calibrate("latest")
+    >>> record["temperature"], record["test"]["ece_after"]
+    """
+    if batch_size < 1:
+        raise MnistlabError(f"invalid batch_size={batch_size!r}: expected an integer >= 1")
+    run = run if isinstance(run, RunDir) else RunDir.open(run, runs_dir)
+    run.require_finished()
+    config = run.config()
+    y_test, p_test = load_predictions(run)
+    if dataset is None:
+        dataset = load_dataset(config.dataset)
+    elif dataset.name != config.dataset:
+        raise MnistlabError(
+            f"run {run.name} was trained on {config.dataset!r} but the dataset passed is "
+            f"{dataset.name!r}; pass the matching dataset or none"
+        )
+    # A run trained on other images than the dataset's (a cross-validation fold)
+    # has no validation split that train_val_split could recreate.
+    if len(y_test) != len(dataset.y_test) or not np.array_equal(y_test, dataset.y_test):
+        raise MnistlabError(
+            f"run {run.name} was not evaluated on the {dataset.name} test set (a "
+            "cross-validation fold?), so its validation split cannot be recreated; "
+            "calibrate a run made by 'mnistlab train'"
+        )
+
+    # The same split train() made: same images, same seed.
+    _, _, x_val, y_val = train_val_split(
+        dataset.x_train, dataset.y_train, val_size=config.val_size, seed=config.seed
+    )
+    model = _load_model(run.model_path)
+    p_val = np.asarray(model.predict(to_float(x_val), batch_size=batch_size, verbose=0))
+    temperature = fit_temperature(y_val, p_val)
+
+    def before_after(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+        scaled = apply_temperature(p, temperature)
+        return {
+            "nll_before": negative_log_likelihood(y, p),
+            "nll_after": negative_log_likelihood(y, scaled),
+            "ece_before": expected_calibration_error(y, p, N_BINS),
+            "ece_after": expected_calibration_error(y, scaled, N_BINS),
+        }
+
+    record = {
+        "method": "temperature",
+        "temperature": temperature,
+        "fitted_on": "validation",
+        "n_fit": int(len(y_val)),
+        "val_size": config.val_size,
+        "seed": config.seed,
+        "ece_bins": N_BINS,
+        "validation": before_after(y_val, p_val),
+        "test": before_after(y_test.astype(np.int64), p_test),
+        "run": str(run.path),
+    }
+    files.write_json(run.path / CALIBRATION_FILE, record)
+    return record
+
+
+def format_calibration(record: dict[str, Any]) -> str:
+    """Human-readable summary of a :func:`calibrate` result.
+
+    Parameters
+    ----------
+    record : as returned by :func:`calibrate` (the content of ``calibration.json``).
+
+    Returns
+    -------
+    Multi-line text (no trailing newline): the temperature, then ECE and NLL
+    before and after scaling on the validation and test images.
+    """
+    lines = [
+        f"run          {record.get('run', '')}",
+        f"temperature  {record['temperature']:.4f}  (fitted on {record['n_fit']:,} "
+        "validation images; > 1: the model was over-confident, < 1: under-confident)",
+        "",
+        f"{'':<16}{'before':>9}{'after':>9}",
+    ]
+    for split in ("validation", "test"):
+        for key, title in (("ece", "ECE"), ("nll", "NLL")):
+            before, after = record[split][key + "_before"], record[split][key + "_after"]
+            lines.append(f"{split + ' ' + title:<16}{before:>9.4f}{after:>9.4f}")
+    lines.append("")
+    lines.append(
+        f"ECE: expected calibration error, {record['ece_bins']} equal-width confidence bins; "
+        "NLL: mean negative log-likelihood (nats)"
+    )
+    lines.append("accuracy is unchanged: scaling by a temperature keeps every prediction's argmax")
+    return "\n".join(lines)
+
+
 # -- text tables for the CLI ------------------------------------------------------------------
 
 
@@ -296,6 +438,18 @@ def format_metrics(metrics: dict[str, Any]) -> str:
         f"({metrics['n_errors']:,} errors in {metrics['n_test']:,} images)"
     )
     lines.append(f"test loss      {metrics['test_loss']:.4f}  (mean cross-entropy)")
+    # Absent from metrics.json files written before these were added.
+    for key, title in (("roc_auc", "ROC-AUC"), ("average_precision", "avg precision")):
+        if isinstance(metrics.get(key), dict):
+            lines.append(
+                f"{title:<14} {_num(metrics[key]['macro'])}  macro, "
+                f"{_num(metrics[key]['micro'])}  micro  (one-vs-rest)"
+            )
+    if metrics.get("ece") is not None:
+        lines.append(
+            f"ECE            {metrics['ece']:.4f}  "
+            f"({metrics.get('ece_bins', N_BINS)} equal-width confidence bins)"
+        )
     lines.append("")
 
     # Per-class table, scikit-learn's classification_report layout.
@@ -317,6 +471,11 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     lines.append("")
     lines += _format_confusion(metrics["confusion_matrix"], names)
     return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    # Six decimals: a good convnet's ROC-AUC is 0.99998, which four would round to 1.
+    return "    —   " if value is None else f"{value:.6f}"
 
 
 def _format_confusion(cm: list[list[int]], names: list[str]) -> list[str]:

@@ -4,8 +4,14 @@
     -> figures/*.png (Matplotlib + Seaborn, no display needed)
     -> report.html: one file that opens offline, images embedded as data: URIs
 
+Besides the training history, confusion matrix and data, the page shows the
+analysis of the saved test predictions (``predictions.npz``, numbers from
+:mod:`mnistlab.analysis`): per-class accuracy, most-confused pairs, a gallery
+of the most confident mistakes, ROC and precision-recall curves, and a
+reliability diagram (with the temperature of ``calibration.json`` if present).
+
 The page is a list of :class:`Section` objects rendered in order, so a new
-analysis (ROC curves, calibration, an error gallery) is one more section::
+analysis is one more section::
 
     extra = Section("Calibration", figure_html(png_path, "Reliability diagram"))
     write_report("latest", extra_sections=[extra])
@@ -38,8 +44,24 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from mnistlab import __version__, files  # noqa: E402
+from mnistlab.analysis import (  # noqa: E402
+    Curve,
+    Reliability,
+    apply_temperature,
+    average_precision,
+    confused_pairs,
+    load_calibration,
+    negative_log_likelihood,
+    per_class_accuracy,
+    pr_curves,
+    ranked_mistakes,
+    reliability,
+    roc_auc,
+    roc_curves,
+)
 from mnistlab.data import Dataset, load_dataset  # noqa: E402
 from mnistlab.errors import MnistlabError  # noqa: E402
+from mnistlab.evaluate import load_predictions  # noqa: E402
 from mnistlab.runs import RunDir  # noqa: E402
 
 # Screen resolution: sharp in a browser, small enough that the page stays ~1 MB.
@@ -51,7 +73,19 @@ FIGURE_FILES = {
     "confusion": "confusion_matrix.png",
     "class_distribution": "class_distribution.png",
     "samples": "samples.png",
+    # the analysis figures (write_analysis_figures)
+    "per_class_accuracy": "per_class_accuracy.png",
+    "error_gallery": "error_gallery.png",
+    "roc": "roc_curves.png",
+    "pr": "pr_curves.png",
+    "reliability": "reliability.png",
 }
+
+GALLERY_SIZE = 40  # misclassified images in the error gallery
+GALLERY_TABLE_ROWS = 10  # of which listed in the table under it
+CONFUSED_PAIRS = 10  # rows of the most-confused pairs table
+# ROC-AUC and average precision with six decimals: a good convnet's are 0.99998.
+AREA_FORMAT = "{:.6f}"
 
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#ff7f0e"  # train vs validation / test, in every plot
 
@@ -430,7 +464,8 @@ def render_page(title: str, sections: Sequence[Section], subtitle: str = "") -> 
     -------
     A complete, self-contained HTML5 document (inline CSS, no scripts, no external links).
     """
-    nav = "".join(f'<a href="#{html.escape(s.id)}">{html.escape(s.title)}</a>' for s in sections)
+    # Newline-separated: the links need a break opportunity between them to wrap.
+    nav = "\n".join(f'<a href="#{html.escape(s.id)}">{html.escape(s.title)}</a>' for s in sections)
     body = "\n".join(
         f'<section id="{html.escape(s.id)}">\n<h2>{html.escape(s.title)}</h2>\n{s.html}\n</section>'
         for s in sections
@@ -496,6 +531,7 @@ def summary_section(
         ("test accuracy", f"{metrics['test_accuracy']:.4f}"),
         ("test loss", f"{metrics['test_loss']:.4f}"),
         ("macro F1", f"{metrics['macro_avg']['f1']:.4f}"),
+        *_ranking_rows(metrics),
         ("evaluation time", _num(metrics.get("eval_seconds"), "{:,.2f} s")),
         ("run directory", metrics.get("run", "—")),
     ]
@@ -503,6 +539,23 @@ def summary_section(
     if isinstance(versions, Mapping):
         rows.append(("versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))))
     return Section("Summary", cards + html_table(None, rows, cls="kv"))
+
+
+def _ranking_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
+    # metrics.json files written before ROC-AUC and ECE were added lack these keys.
+    rows = []
+    for key, title in (("roc_auc", "ROC-AUC"), ("average_precision", "average precision")):
+        if isinstance(metrics.get(key), Mapping):
+            rows.append(
+                (
+                    f"{title} (macro / micro)",
+                    f"{_num(metrics[key].get('macro'), AREA_FORMAT)} / "
+                    f"{_num(metrics[key].get('micro'), AREA_FORMAT)}",
+                )
+            )
+    if metrics.get("ece") is not None:
+        rows.append((f"ECE ({metrics.get('ece_bins', 15)} bins)", _num(metrics["ece"])))
+    return rows
 
 
 def _data_source(source: str, dataset: Dataset) -> str:
@@ -568,8 +621,14 @@ def per_class_section(metrics: Mapping[str, Any]) -> Section:
 def write_figures(run: RunDir, metrics: Mapping[str, Any], dataset: Dataset) -> dict[str, Path]:
     """Write the four standard figures to ``run.figures_dir``; return them by name."""
     out = run.figures_dir
+    # An ensemble run was not trained itself, so it has no history.csv.
+    history = (
+        {"history": plot_history(run.history_path, out / FIGURE_FILES["history"])}
+        if run.history_path.is_file()
+        else {}
+    )
     return {
-        "history": plot_history(run.history_path, out / FIGURE_FILES["history"]),
+        **history,
         "confusion": plot_confusion(metrics, out / FIGURE_FILES["confusion"]),
         "class_distribution": plot_class_distribution(
             dataset, out / FIGURE_FILES["class_distribution"]
@@ -582,17 +641,19 @@ def figure_sections(figures: Mapping[str, Path], state: Mapping[str, Any]) -> li
     """The sections that show the standard figures, with captions that say how to read them."""
     best = state.get("best_epoch")
     best_text = f" (epoch {best})" if best is not None else ""
+    caption = (
+        "Loss and accuracy per epoch on the training batches and the held-out "
+        "validation split. Training numbers are averaged over each epoch with dropout "
+        "and augmentation active, so they can sit below validation. The dotted line marks "
+        f"the best validation accuracy{best_text}: the saved model has those weights."
+    )
+    history = (
+        [Section("Training history", figure_html(figures["history"], caption))]
+        if "history" in figures
+        else []
+    )
     return [
-        Section(
-            "Training history",
-            figure_html(
-                figures["history"],
-                "Loss and accuracy per epoch on the training batches and the held-out "
-                "validation split. Training numbers are averaged over each epoch with dropout "
-                "and augmentation active, so they can sit below validation. The dotted line marks "
-                f"the best validation accuracy{best_text}: the saved model has those weights.",
-            ),
-        ),
+        *history,
         Section(
             "Confusion matrix",
             figure_html(
@@ -615,6 +676,476 @@ def figure_sections(figures: Mapping[str, Path], state: Mapping[str, Any]) -> li
             ),
         ),
     ]
+
+
+# -- analysis: per-class accuracy, confusions, mistakes, ROC/PR, calibration --------------------
+
+
+def plot_per_class_accuracy(
+    accuracy: Sequence[float], class_names: Sequence[str], overall: float, path: str | Path
+) -> Path:
+    """Bar chart of the fraction of each class's test images predicted correctly.
+
+    Parameters
+    ----------
+    accuracy : K per-class accuracies (:func:`mnistlab.analysis.per_class_accuracy`).
+    class_names : K names.
+    overall : overall test accuracy, drawn as a dashed line.
+    path : PNG file to write.
+
+    Returns
+    -------
+    ``path`` as a Path. The y-axis starts near the weakest class, not at 0
+    (the caption says so), so that differences of a few tenths of a percent show.
+    """
+    acc = np.asarray(accuracy, dtype=float)
+    names = [str(c) for c in class_names]
+    lowest = float(np.nanmin(acc)) if np.any(np.isfinite(acc)) else 0.0
+    bottom = max(0.0, 1.0 - 2.0 * (1.0 - lowest) - 0.005)
+    with _style():
+        fig, ax = plt.subplots(figsize=(9, 3.8))
+        colors = [VAL_COLOR if a == lowest else TRAIN_COLOR for a in acc]
+        bars = ax.bar(names, np.nan_to_num(acc - bottom), bottom=bottom, color=colors)
+        ax.bar_label(bars, labels=[f"{a:.2%}" for a in acc], fontsize=7, padding=2)
+        ax.axhline(overall, color="grey", ls="--", lw=1, label=f"all classes {overall:.2%}")
+        ax.set_ylim(bottom, 1.0 + (1.0 - bottom) * 0.08)
+        ax.set_xlabel("true class")
+        ax.set_ylabel("fraction predicted correctly")
+        ax.set_title("per-class accuracy on the test set")
+        # Outside the axes: inside, it would cover a bar.
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+        if max(len(n) for n in names) > 3:
+            _slant_xticklabels(ax, 30)
+    return _save(fig, path)
+
+
+def plot_error_gallery(
+    mistakes: Sequence[Mapping[str, Any]],
+    images: np.ndarray,
+    class_names: Sequence[str],
+    path: str | Path,
+) -> Path:
+    """A grid of misclassified images, each titled true -> predicted and the confidence.
+
+    Parameters
+    ----------
+    mistakes : :func:`mnistlab.analysis.ranked_mistakes` records, in the order to show.
+    images : uint8 (N, 28, 28), the evaluated images that ``index`` refers to.
+    class_names : K names.
+    path : PNG file to write.
+
+    Returns
+    -------
+    ``path`` as a Path.
+    """
+    names = [str(c) for c in class_names]
+    n = len(mistakes)
+    cols = 10
+    rows = max(1, math.ceil(n / cols))
+    with _style("white"):
+        fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.05, rows * 1.45), squeeze=False)
+        for ax in axes.flat:
+            ax.set_axis_off()
+        for ax, m in zip(axes.flat, mistakes, strict=False):
+            ax.imshow(images[m["index"]], cmap="gray_r", vmin=0, vmax=255)
+            ax.set_title(
+                f"{names[m['true']]} → {names[m['pred']]}\n{m['confidence']:.1%}",
+                fontsize=8,
+                pad=2,
+                color="#b2182b",
+            )
+        title = f"the {n} most confident mistakes: true → predicted, confidence"
+        fig.suptitle(title if n else "no misclassified images", y=1.0, fontsize=11)
+        # Fixed spacing: tight_layout over 40 axes takes seconds and gives the same grid.
+        fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.9, wspace=0.1, hspace=0.55)
+    return _save(fig, path)
+
+
+def _curve_colors(k: int) -> list[Any]:
+    return sns.color_palette("tab10" if k <= 10 else "husl", k)
+
+
+def plot_roc(curves: Sequence[Curve], path: str | Path) -> Path:
+    """One-vs-rest ROC curves: full view, and the false-positive rate on a log scale.
+
+    Parameters
+    ----------
+    curves : :func:`mnistlab.analysis.roc_curves` (per class, then micro).
+    path : PNG file to write.
+
+    Returns
+    -------
+    ``path`` as a Path.
+    """
+    per_class, micro = curves[:-1], curves[-1]
+    drawn = [c for c in per_class if c.area is not None]
+    positive = np.concatenate([c.x[c.x > 0] for c in [*drawn, micro]] or [np.array([1e-4])])
+    x_low = max(float(positive.min()) if positive.size else 1e-4, 1e-5)
+    y_low = min(float(np.interp(x_low, c.x, c.y)) for c in [*drawn, micro])
+    with _style():
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+        for ax, log in zip(axes, (False, True), strict=True):
+            for curve, color in zip(per_class, _curve_colors(len(per_class)), strict=True):
+                if curve.area is not None:
+                    ax.plot(
+                        curve.x,
+                        curve.y,
+                        color=color,
+                        lw=1.2,
+                        label=f"{curve.label}: {curve.area:.6f}",
+                    )
+            ax.plot(micro.x, micro.y, "k--", lw=1.4, label=f"micro: {micro.area:.6f}")
+            ax.set_xlabel("false-positive rate" + (" (log scale)" if log else ""))
+            ax.set_ylabel("true-positive rate")
+            if log:
+                ax.set_xscale("log")
+                ax.set_xlim(x_low, 1.0)
+                ax.set_ylim(max(0.0, y_low - 0.02), 1.002)
+                ax.set_title("zoom: false-positive rate on a log scale")
+            else:
+                ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+                ax.set_xlim(-0.01, 1.0)
+                ax.set_ylim(0.0, 1.01)
+                ax.set_title("ROC, each class against the rest")
+                ax.legend(title="class: AUC", loc="lower right", fontsize=7, ncol=2)
+        fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_pr(curves: Sequence[Curve], path: str | Path) -> Path:
+    """One-vs-rest precision-recall curves: full view, and the top-right corner.
+
+    Parameters
+    ----------
+    curves : :func:`mnistlab.analysis.pr_curves` (per class, then micro).
+    path : PNG file to write.
+
+    Returns
+    -------
+    ``path`` as a Path.
+    """
+    per_class, micro = curves[:-1], curves[-1]
+    with _style():
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+        for ax, zoom in zip(axes, (False, True), strict=True):
+            for curve, color in zip(per_class, _curve_colors(len(per_class)), strict=True):
+                if curve.area is not None:
+                    ax.plot(
+                        curve.x,
+                        curve.y,
+                        color=color,
+                        lw=1.2,
+                        label=f"{curve.label}: {curve.area:.6f}",
+                    )
+            ax.plot(micro.x, micro.y, "k--", lw=1.4, label=f"micro: {micro.area:.6f}")
+            ax.set_xlabel("recall")
+            ax.set_ylabel("precision")
+            if zoom:
+                ax.set_xlim(0.8, 1.002)
+                ax.set_ylim(0.8, 1.002)
+                ax.set_title("zoom: recall and precision above 0.8")
+            else:
+                ax.set_xlim(0.0, 1.01)
+                ax.set_ylim(0.0, 1.01)
+                ax.set_title("precision-recall, each class against the rest")
+                ax.legend(title="class: average precision", loc="lower left", fontsize=7, ncol=2)
+        fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_reliability(
+    before: Reliability,
+    path: str | Path,
+    after: Reliability | None = None,
+    temperature: float | None = None,
+) -> Path:
+    """Reliability diagram (accuracy against confidence per bin) and the images per bin.
+
+    Parameters
+    ----------
+    before : :func:`mnistlab.analysis.reliability` of the model's probabilities.
+    path : PNG file to write.
+    after : the same after temperature scaling, drawn over it when given.
+    temperature : the temperature of ``after``, for the legend.
+
+    Returns
+    -------
+    ``path`` as a Path.
+    """
+    width = np.diff(before.edges)
+    left = before.edges[:-1]
+    used = before.count > 0
+    with _style():
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1.25, 1]})
+        ax = axes[0]
+        ax.bar(
+            left[used],
+            before.accuracy[used],
+            width=width[used],
+            align="edge",
+            color=TRAIN_COLOR,
+            edgecolor="white",
+            alpha=0.85,
+            label=f"accuracy in bin (ECE {before.ece:.4f})",
+        )
+        # The gap between a bar and the diagonal is the bin's miscalibration.
+        ax.bar(
+            left[used],
+            before.confidence[used] - before.accuracy[used],
+            bottom=before.accuracy[used],
+            width=width[used],
+            align="edge",
+            color="#d62728",
+            alpha=0.25,
+            hatch="//",
+            edgecolor="#d62728",
+            lw=0,
+            label="gap to mean confidence",
+        )
+        ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1.2, label="perfect calibration")
+        if after is not None:
+            ok = after.count > 0
+            ax.plot(
+                after.confidence[ok],
+                after.accuracy[ok],
+                "o-",
+                color=VAL_COLOR,
+                ms=4,
+                label=f"after temperature {temperature:.3f} (ECE {after.ece:.4f})",
+            )
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_xlabel("confidence (top-class probability)")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"reliability diagram, {len(width)} equal-width bins")
+        ax.legend(loc="upper left", fontsize=8)
+
+        ax = axes[1]
+        ax.bar(left, before.count, width=width, align="edge", color=TRAIN_COLOR, edgecolor="white")
+        ax.set_yscale("log")
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("confidence (top-class probability)")
+        ax.set_ylabel("test images (log scale)")
+        ax.set_title("images per confidence bin")
+        fig.tight_layout()
+    return _save(fig, path)
+
+
+def write_analysis_figures(
+    run: RunDir,
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    dataset: Dataset,
+    calibration: Mapping[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write the per-class accuracy, error gallery, ROC, PR and reliability figures.
+
+    Parameters
+    ----------
+    run : the run whose ``figures/`` to write to.
+    y_true, probs : the test labels and probabilities (``predictions.npz``).
+    dataset : the run's dataset (the gallery shows its test images).
+    calibration : the run's ``calibration.json``, if any (drawn on the reliability diagram).
+
+    Returns
+    -------
+    The figure paths by name (keys of :data:`FIGURE_FILES`).
+    """
+    out = run.figures_dir
+    names = [str(c) for c in dataset.class_names]
+    after = temperature = None
+    if calibration is not None:
+        temperature = float(calibration["temperature"])
+        after = reliability(y_true, apply_temperature(probs, temperature))
+    return {
+        "per_class_accuracy": plot_per_class_accuracy(
+            per_class_accuracy(y_true, probs),
+            names,
+            float(np.mean(probs.argmax(axis=1) == y_true)),
+            out / FIGURE_FILES["per_class_accuracy"],
+        ),
+        "error_gallery": plot_error_gallery(
+            ranked_mistakes(y_true, probs, limit=GALLERY_SIZE),
+            dataset.x_test,
+            names,
+            out / FIGURE_FILES["error_gallery"],
+        ),
+        "roc": plot_roc(roc_curves(y_true, probs, names), out / FIGURE_FILES["roc"]),
+        "pr": plot_pr(pr_curves(y_true, probs, names), out / FIGURE_FILES["pr"]),
+        "reliability": plot_reliability(
+            reliability(y_true, probs), out / FIGURE_FILES["reliability"], after, temperature
+        ),
+    }
+
+
+def analysis_sections(
+    figures: Mapping[str, Path],
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    calibration: Mapping[str, Any] | None = None,
+) -> list[Section]:
+    """The sections on where the model errs, how sure it is and how well it ranks.
+
+    Parameters
+    ----------
+    figures : from :func:`write_analysis_figures`.
+    y_true, probs : the test labels and probabilities.
+    class_names : K names.
+    calibration : the run's ``calibration.json``, if any.
+
+    Returns
+    -------
+    Sections "Per-class accuracy", "Most-confused pairs", "Error gallery",
+    "ROC curves", "Precision-recall curves" and "Calibration", in that order.
+    """
+    names = [str(c) for c in class_names]
+    acc = per_class_accuracy(y_true, probs)
+    worst = int(np.nanargmin(acc))
+    sections = [
+        Section(
+            "Per-class accuracy",
+            figure_html(
+                figures["per_class_accuracy"],
+                "Fraction of each class's test images predicted correctly (the per-class "
+                f"recall); the weakest class, {names[worst]} ({acc[worst]:.2%}), is orange. "
+                "The axis starts near the weakest class, not at zero.",
+            ),
+        )
+    ]
+
+    pairs = confused_pairs(y_true, probs, top=CONFUSED_PAIRS)
+    if pairs:
+        rows = [
+            (
+                f"{names[p['a']]} ↔ {names[p['b']]}",
+                f"{p['a_as_b']:,}",
+                f"{p['b_as_a']:,}",
+                f"{p['total']:,}",
+                f"{p['share']:.1%}",
+            )
+            for p in pairs
+        ]
+        body = html_table(
+            ["pair (a ↔ b)", "a predicted as b", "b predicted as a", "errors", "share of errors"],
+            rows,
+            numeric=[False, True, True, True, True],
+        ) + paragraph(
+            f"The {len(pairs)} pairs of classes the model mixes up most, both directions "
+            "counted, from the confusion matrix.",
+            "note",
+        )
+    else:
+        body = paragraph("No test image is misclassified, so no pair is confused.", "note")
+    sections.append(Section("Most-confused pairs", body))
+
+    mistakes = ranked_mistakes(y_true, probs)
+    table_rows = [
+        (
+            f"{m['index']:,}",
+            names[m["true"]],
+            names[m["pred"]],
+            f"{m['confidence']:.2%}",
+            f"{m['p_true']:.2%}",
+        )
+        for m in mistakes[:GALLERY_TABLE_ROWS]
+    ]
+    gallery = figure_html(
+        figures["error_gallery"],
+        f"The {min(len(mistakes), GALLERY_SIZE)} misclassified test images the model was most "
+        f"sure about, of {len(mistakes):,} mistakes in all. Each is titled true class → "
+        "predicted class and the probability given to the (wrong) prediction.",
+    )
+    if table_rows:
+        gallery += html_table(
+            ["test image", "true", "predicted", "confidence", "p(true class)"],
+            table_rows,
+            numeric=[True, False, False, True, True],
+        ) + paragraph(
+            f"The first {len(table_rows)} of them; 'test image' is the index into the test set.",
+            "note",
+        )
+    sections.append(Section("Error gallery", gallery))
+
+    auc, ap = roc_auc(y_true, probs), average_precision(y_true, probs)
+    area_rows = [
+        (names[i], _num(auc["per_class"][i], AREA_FORMAT), _num(ap["per_class"][i], AREA_FORMAT))
+        for i in range(len(names))
+    ]
+    area_foot = [
+        ("micro average", _num(auc["micro"], AREA_FORMAT), _num(ap["micro"], AREA_FORMAT)),
+        ("macro average", _num(auc["macro"], AREA_FORMAT), _num(ap["macro"], AREA_FORMAT)),
+    ]
+    sections.append(
+        Section(
+            "ROC curves",
+            figure_html(
+                figures["roc"],
+                "Each class against the other nine: true-positive rate against false-positive "
+                "rate as the probability threshold falls. The dashed black line pools every "
+                "(image, class) decision (micro average). The right panel spreads out the "
+                "low false-positive rates, where a good model's curves differ.",
+            )
+            + html_table(
+                ["class", "ROC-AUC", "average precision"],
+                area_rows,
+                foot=area_foot,
+                numeric=[False, True, True],
+            ),
+        )
+    )
+    sections.append(
+        Section(
+            "Precision-recall curves",
+            figure_html(
+                figures["pr"],
+                "Each class against the rest: precision against recall as the threshold falls; "
+                "the legend gives the average precision (area under the curve). The right panel "
+                "zooms into recall and precision above 0.8.",
+            ),
+        )
+    )
+
+    rel = reliability(y_true, probs)
+    calib_rows = [
+        ("ECE (15 equal-width bins)", f"{rel.ece:.4f}"),
+        ("negative log-likelihood", f"{negative_log_likelihood(y_true, probs):.4f}"),
+        ("mean confidence", f"{float(probs.max(axis=1).mean()):.4f}"),
+        ("accuracy", f"{float(np.mean(probs.argmax(axis=1) == y_true)):.4f}"),
+    ]
+    if calibration is not None:
+        test = calibration.get("test", {})
+        calib_rows += [
+            ("temperature (fitted on validation)", f"{float(calibration['temperature']):.4f}"),
+            ("ECE after temperature scaling", _num(test.get("ece_after"))),
+            ("NLL after temperature scaling", _num(test.get("nll_after"))),
+        ]
+        note = (
+            f"Temperature scaling divides the logits by T = "
+            f"{float(calibration['temperature']):.3f},"
+            f" fitted on {calibration.get('n_fit', 0):,} validation images "
+            "(calibration.json); predictions and accuracy do not change."
+        )
+    else:
+        note = (
+            "Run 'mnistlab calibrate RUN' to fit a temperature on the validation split, "
+            "then 'mnistlab report RUN' again to see its effect here."
+        )
+    sections.append(
+        Section(
+            "Calibration",
+            figure_html(
+                figures["reliability"],
+                "Left: test images binned by the probability of their predicted class; bars "
+                "show how often the prediction was right. A calibrated model's bars reach the "
+                "diagonal; bars below it mean over-confidence. Right: how many images fall in "
+                "each bin (most are near 1).",
+            )
+            + html_table(None, calib_rows, cls="kv")
+            + paragraph(note, "note"),
+        )
+    )
+    return sections
 
 
 def write_report(
@@ -661,11 +1192,21 @@ def write_report(
             f"{dataset.name!r}; pass the matching dataset or none"
         )
 
+    y_true, probs = load_predictions(run)
+    if len(y_true) != len(dataset.y_test) or not np.array_equal(y_true, dataset.y_test):
+        raise MnistlabError(
+            f"the predictions of run {run.name} are not for the {dataset.name} test set; "
+            f"run 'mnistlab evaluate {run.path}' again"
+        )
+    calibration = load_calibration(run)
+
     figures = write_figures(run, metrics, dataset)
+    analysis_figures = write_analysis_figures(run, y_true, probs, dataset, calibration)
     sections = [
         summary_section(metrics, state, config.to_dict(), dataset),
         per_class_section(metrics),
         *figure_sections(figures, state),
+        *analysis_sections(analysis_figures, y_true, probs, dataset.class_names, calibration),
         config_section(config.to_dict()),
         *extra_sections,
     ]
