@@ -50,3 +50,34 @@ def mnist_idx_dir(mnist: Dataset, tmp_path_factory: pytest.TempPathFactory) -> P
     for key, stem in IDX_FILES.items():
         _write_idx(directory / f"{stem}.gz", getattr(mnist, key))
     return directory
+
+
+# -- Using a trained model (predict, export, serve, web): one small real model and one
+# -- server per session, shared by tests/test_predict.py, test_export.py, test_serve.py
+# -- and test_web.py.
+
+
+@pytest.fixture(scope="session")
+def digit_run(mnist: Dataset, tmp_path_factory: pytest.TempPathFactory):
+    """A cnn-fast run trained for 2 epochs on real MNIST and evaluated (~99% test accuracy)."""
+    from mnistlab.config import make_config
+    from mnistlab.evaluate import evaluate
+    from mnistlab.train import train
+
+    runs = tmp_path_factory.mktemp("digit-runs")
+    run = train(make_config("cnn-fast", epochs=2, seed=0), runs_dir=runs, dataset=mnist, verbose=0)
+    evaluate(run, dataset=mnist)
+    return run
+
+
+@pytest.fixture(scope="session")
+def digit_server(digit_run, tmp_path_factory: pytest.TempPathFactory):
+    """Base URL of a real `mnistlab serve` (Uvicorn, own process) for ``digit_run`` on 127.0.0.1.
+
+    The upload limit is 2 MiB so the 413 test need not send much.
+    """
+    from mnistlab.serve import server_process
+
+    log = tmp_path_factory.mktemp("digit-server") / "serve.log"
+    with server_process(digit_run.path, extra_args=["--max-upload-mb", "2"], log_path=log) as url:
+        yield url

@@ -1,0 +1,193 @@
+"""Export a trained model for other runtimes: TF Serving, onnxruntime, TFLite.
+
+Each format maps the same input to the same output as the Keras model:
+float32 (N, 28, 28, 1) in [0, 1] (MNIST form, see ``mnistlab.preprocess``) to
+softmax probabilities (N, 10), any batch size N.
+
+=============  ===============================  ==========================================
+format         default path in the run          loaded by
+=============  ===============================  ==========================================
+savedmodel     export/savedmodel/1/             TF Serving (model base path
+                                                export/savedmodel, version 1),
+                                                ``tf.saved_model.load``; signature
+                                                ``serving_default``
+onnx           export/model.onnx                onnxruntime (converted by tf2onnx)
+tflite         export/model.tflite              the TFLite / LiteRT interpreter
+=============  ===============================  ==========================================
+
+Every artefact is written to a temporary name beside its destination and
+renamed into place, so a failed export never leaves half a model behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mnistlab import files
+from mnistlab.errors import MnistlabError
+from mnistlab.predict import load_keras_model, resolve_model
+
+__all__ = ["FORMATS", "default_export_path", "export_model", "onnx_bytes"]
+
+FORMATS = ("savedmodel", "onnx", "tflite")
+_DEFAULT_PATHS = {
+    "savedmodel": Path("export") / "savedmodel" / "1",
+    "onnx": Path("export") / "model.onnx",
+    "tflite": Path("export") / "model.tflite",
+}
+
+
+def default_export_path(
+    model_ref: str | os.PathLike[str], fmt: str, runs_dir: str | Path = "runs"
+) -> Path:
+    """Where :func:`export_model` writes ``fmt`` when no ``out`` is given.
+
+    Inside the run directory (``export/...``), or beside a bare ``.keras`` file.
+    """
+    _check_format(fmt)
+    model_path, run = resolve_model(model_ref, runs_dir)
+    base = run.path if run is not None else model_path.parent / model_path.stem
+    return base / _DEFAULT_PATHS[fmt]
+
+
+def export_model(
+    model_ref: str | os.PathLike[str],
+    fmt: str,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    runs_dir: str | Path = "runs",
+) -> Path:
+    """Export a run's model (or a ``.keras`` file) in one format.
+
+    Parameters
+    ----------
+    model_ref : a run directory, a run name in ``runs_dir``, ``latest``, or a ``.keras`` file.
+    fmt : ``"savedmodel"``, ``"onnx"`` or ``"tflite"``.
+    out : destination (a directory for savedmodel, a file otherwise); default
+        :func:`default_export_path`. An existing one is replaced.
+    runs_dir : where run names are looked up.
+
+    Returns
+    -------
+    The path written.
+
+    Raises
+    ------
+    MnistlabError
+        Unknown format, no such model, or the converter failed (with its reason).
+
+    Examples
+    --------
+    >>> export_model("runs/latest", "onnx")
+    PosixPath('runs/<run-id>/export/model.onnx')
+    """
+    _check_format(fmt)
+    model_path, _ = resolve_model(model_ref, runs_dir)
+    dest = Path(out) if out is not None else default_export_path(model_ref, fmt, runs_dir)
+    model = load_keras_model(model_path)
+    try:
+        if fmt == "savedmodel":
+            with _atomic_dir(dest) as tmp:
+                _write_savedmodel(model, tmp)
+        elif fmt == "onnx":
+            with files.atomic_path(dest, suffix=".onnx") as tmp:
+                _write_onnx(model, tmp)
+        else:
+            with files.atomic_path(dest, suffix=".tflite") as tmp:
+                tmp.write_bytes(_tflite_bytes(model))
+    except MnistlabError:
+        raise
+    except ImportError as err:
+        raise MnistlabError(
+            f"cannot export {fmt}: {err.name or err} is not installed; "
+            "pip install 'mnistlab' again (it depends on onnx, onnxruntime and tf2onnx)"
+        ) from err
+    except Exception as err:  # a converter's internal failure: say which and why
+        reason = " ".join(str(err).split())[:300]
+        raise MnistlabError(
+            f"exporting {model_path} as {fmt} failed ({type(err).__name__}: {reason})"
+        ) from err
+    return dest
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise MnistlabError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+
+
+def _call_once(model: Any) -> None:
+    # Keras's exporters trace the model's call; a model fresh from load_model has
+    # not been called yet and the ONNX exporter refuses it ("never called").
+    import numpy as np
+
+    model(np.zeros((1, 28, 28, 1), np.float32), training=False)
+
+
+def _write_savedmodel(model: Any, path: Path) -> None:
+    _call_once(model)
+    # Keras 3's exporter writes a SavedModel with a 'serve' endpoint and the
+    # 'serving_default' signature TF Serving calls: input (None, 28, 28, 1) float32.
+    model.export(str(path), format="tf_saved_model", verbose=False)
+
+
+def _write_onnx(model: Any, path: Path) -> None:
+    # Keras 3 converts through tf2onnx on the TensorFlow backend. tf2onnx touches
+    # numpy aliases removed in NumPy 2 (Keras patches them) and warns about them.
+    _call_once(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model.export(str(path), format="onnx", verbose=False)
+
+
+def onnx_bytes(model: Any) -> bytes:
+    """The ONNX form of a Keras model, as bytes (for an in-memory onnxruntime session)."""
+    with tempfile.TemporaryDirectory(prefix="mnistlab-onnx-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        _write_onnx(model, path)
+        return path.read_bytes()
+
+
+def _tflite_bytes(model: Any) -> bytes:
+    import tensorflow as tf
+
+    # Convert from a SavedModel: the route the TFLite converter supports for Keras 3
+    # models (from_keras_model goes through the legacy tf.keras path).
+    with tempfile.TemporaryDirectory(prefix="mnistlab-tflite-") as tmp:
+        saved = Path(tmp) / "savedmodel"
+        _write_savedmodel(model, saved)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+        return converter.convert()
+
+
+@contextlib.contextmanager
+def _atomic_dir(dest: Path) -> Iterator[Path]:
+    """Yield a temporary directory beside ``dest``; swap it into place on success."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    except OSError as err:
+        raise MnistlabError(
+            f"cannot write {dest}: {err.strerror or err}; choose a writable directory"
+        ) from err
+    target = tmp / "model"
+    try:
+        yield target
+        old = None
+        if dest.exists():
+            # A directory cannot be renamed over a non-empty one: move the old one
+            # aside first, then rename the new one in, then delete the old.
+            old = dest.with_name(f".{dest.name}.old.{os.getpid()}")
+            os.replace(dest, old)
+        os.replace(target, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

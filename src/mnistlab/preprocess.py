@@ -1,0 +1,434 @@
+"""Turn any image of a digit into MNIST form, the way MNIST itself was made.
+
+MNIST digits are white ink on black, size-normalised so the longer side of the
+ink's bounding box is 20 px (aspect ratio kept, anti-aliased), and placed in a
+28x28 field so that the ink's centre of mass is at the centre. A model trained
+on MNIST only works on other images when they are brought into exactly that
+form; that is what this module does::
+
+    bytes or file -> Pillow (pixel limit checked before decoding) -> EXIF orientation
+    -> first frame -> alpha flattened onto white -> grayscale float in [0, 1]
+    -> polarity (dark ink on light paper, or light on dark) -> ink = |paper - pixel|
+    -> uneven lighting and faint background suppressed -> specks dropped
+    -> crop to the ink's bounding box -> thin pen strokes thickened to MNIST's
+    -> longer side 20 px -> centre of mass at (14, 14) in 28x28 -> float32 in [0, 1]
+
+Every failure a user can cause (not an image, truncated file, too many pixels,
+a blank page) raises :class:`ImageError`, a :class:`MnistlabError` whose
+message says what was wrong.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from mnistlab.errors import MnistlabError
+
+__all__ = [
+    "MAX_IMAGE_PIXELS",
+    "ImageError",
+    "Preprocessed",
+    "load_image",
+    "preprocess_array",
+    "preprocess_image",
+    "to_png",
+]
+
+# 40 megapixels: more than any phone camera's photo (12-50 MP binned to 12), far
+# less than a decompression bomb (a 100 kB PNG can claim 50,000 x 50,000 pixels).
+# Checked from the header, before a single pixel is decoded.
+MAX_IMAGE_PIXELS = 40_000_000
+# Pillow's own guard, lowered to match: it raises for images over twice this.
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
+# Working resolution: big photos are reduced (anti-aliased) so the longer side is at
+# most this many pixels before any analysis. Ink ends up 20 px tall anyway.
+WORK_SIZE = 512
+# MNIST's geometry.
+FIELD = 28  # output side in px
+BOX = 20  # longer side of the ink's bounding box in px
+# A pen stroke in MNIST is about 2.5 px wide at BOX = 20 px, i.e. ~0.12 of the box.
+# Strokes much thinner than this (a fine pen on a big photo) are thickened to it.
+MIN_STROKE_FRACTION = 0.09
+TARGET_STROKE_FRACTION = 0.12
+
+
+class ImageError(MnistlabError):
+    """An input that is not a usable image of a digit (one-line message).
+
+    ``too_large`` is True when the image was refused for its size (bytes or pixels),
+    so an HTTP server can answer 413 instead of 400.
+    """
+
+    def __init__(self, message: str, *, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.too_large = too_large
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """The MNIST-form image and what was learned on the way.
+
+    Attributes
+    ----------
+    image : float32 (28, 28) in [0, 1], white ink on black, as the model sees it.
+    polarity : ``"dark-on-light"`` or ``"light-on-dark"`` (the input's ink and paper).
+    bbox : (left, top, right, bottom) of the ink in the working-size image.
+    source_size : (width, height) of the input after EXIF orientation.
+    """
+
+    image: np.ndarray
+    polarity: str
+    bbox: tuple[int, int, int, int]
+    source_size: tuple[int, int]
+
+
+# %% Reading ----------------------------------------------------------------------------
+
+
+def load_image(
+    source: str | os.PathLike[str] | bytes, *, max_pixels: int = MAX_IMAGE_PIXELS
+) -> np.ndarray:
+    """Decode an image file or bytes to a grayscale float array, paper and ink as drawn.
+
+    EXIF orientation is applied, animated images give their first frame, alpha is
+    flattened onto white, 16-bit, CMYK, palette and float images are accepted.
+
+    Parameters
+    ----------
+    source : a path or the encoded bytes of the file (PNG, JPEG, GIF, BMP, TIFF, WebP...).
+    max_pixels : refuse images with more pixels than this, read from the header
+        before decoding (decompression bombs).
+
+    Returns
+    -------
+    float32 (H, W) in [0, 1], 0 = black.
+
+    Raises
+    ------
+    ImageError
+        Empty, unreadable, truncated, or too many pixels.
+
+    Examples
+    --------
+    >>> gray = load_image("samples/7/dejavu-sans.png")
+    >>> gray.shape
+    (280, 280)
+    """
+    name = "the upload" if isinstance(source, bytes | bytearray) else str(source)
+    if isinstance(source, bytes | bytearray):
+        if not source:
+            raise ImageError("the image is empty (0 bytes); send a PNG or JPEG file")
+        stream: io.BytesIO | str | os.PathLike[str] = io.BytesIO(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"{name}: no such file")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{name}: the file is empty (0 bytes)")
+        stream = path
+    try:
+        with warnings.catch_warnings():
+            # DecompressionBombWarning (between 1x and 2x Pillow's limit) is our error.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(stream) as im:
+                width, height = im.size
+                if width * height > max_pixels:
+                    raise ImageError(
+                        f"{name}: image is {width}x{height} = {width * height:,} pixels, "
+                        f"over the limit of {max_pixels:,}; send a smaller image",
+                        too_large=True,
+                    )
+                im.seek(0)  # animated GIF/PNG/WebP: the first frame
+                im.load()  # decode now, inside the try: truncated files fail here
+                im = ImageOps.exif_transpose(im)
+                return _to_gray(im)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageError(f"{name}: {err}", too_large=True) from err
+    except Image.UnidentifiedImageError as err:
+        raise ImageError(
+            f"{name}: not an image Pillow can read (PNG, JPEG, GIF, BMP, TIFF, WebP...)"
+        ) from err
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as err:
+        # Truncated or corrupt data: Pillow raises OSError ("image file is truncated"),
+        # SyntaxError (broken PNG chunks), ValueError or EOFError depending on format.
+        reason = " ".join(str(err).split())[:160] or type(err).__name__
+        raise ImageError(f"{name}: cannot decode the image ({reason}); is it complete?") from err
+
+
+def _to_gray(im: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> float32 (H, W) in [0, 1], transparent areas white."""
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        # 16-bit and 32-bit grayscale: scale by the type's range, not clipped to 8 bits.
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or (mode == "I" and arr.max() > 255) else 255.0
+        if mode == "F":
+            top = max(float(arr.max()), 1.0) if arr.max() > 1 else 1.0
+        return np.clip(arr / top, 0, 1).astype(np.float32)
+    if mode == "P":
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        # Transparent pixels become white paper: a drawing exported with a
+        # transparent background is dark ink on nothing.
+        im = im.convert("RGBA")
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, im)
+    if im.mode != "L":
+        im = im.convert("RGB").convert("L")  # CMYK, YCbCr, LAB, 1, RGB -> luminance
+    return np.asarray(im, dtype=np.float32) / np.float32(255)
+
+
+# %% Into MNIST form ----------------------------------------------------------------------
+
+
+def preprocess_image(
+    source: str | os.PathLike[str] | bytes, *, max_pixels: int = MAX_IMAGE_PIXELS
+) -> Preprocessed:
+    """Read an image and bring it into MNIST form (see the module docstring).
+
+    Parameters
+    ----------
+    source : a path or encoded image bytes.
+    max_pixels : refuse larger images before decoding.
+
+    Returns
+    -------
+    Preprocessed, whose ``image`` is float32 (28, 28) in [0, 1], white ink on black.
+
+    Raises
+    ------
+    ImageError
+        Not a readable image, too large, or no ink found.
+
+    Examples
+    --------
+    >>> pre = preprocess_image("samples/3/canvas-thick.png")
+    >>> pre.image.shape, pre.polarity
+    ((28, 28), 'dark-on-light')
+    """
+    gray = load_image(source, max_pixels=max_pixels)
+    return preprocess_array(gray)
+
+
+def preprocess_array(gray: np.ndarray) -> Preprocessed:
+    """Bring a grayscale image (float in [0, 1] or uint8) into MNIST form.
+
+    Parameters
+    ----------
+    gray : (H, W) array, 0 = black; either polarity.
+
+    Returns
+    -------
+    Preprocessed (``image`` float32 (28, 28) in [0, 1], white ink on black).
+
+    Raises
+    ------
+    ImageError
+        Wrong shape, non-finite values, or a blank image (no ink).
+    """
+    gray = np.asarray(gray)
+    if gray.ndim != 2 or min(gray.shape) < 1:
+        raise ImageError(f"expected a 2-D grayscale image, got shape {gray.shape}")
+    if gray.dtype == np.uint8:
+        gray = gray.astype(np.float32) / np.float32(255)
+    gray = gray.astype(np.float32, copy=False)
+    if not np.isfinite(gray).all():
+        raise ImageError("the image has NaN or infinite values")
+    source_size = (gray.shape[1], gray.shape[0])
+
+    gray = _shrink(gray, WORK_SIZE)
+    ink, polarity = _ink(gray)
+    ink = _keep_digit(ink)
+    ys, xs = np.nonzero(ink)
+    if len(xs) == 0:
+        raise ImageError("no digit found: the image is blank (no ink that stands out)")
+    left, top, right, bottom = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    crop = ink[top:bottom, left:right]
+    crop = _normalise_stroke(crop)
+    box = _fit_box(crop, BOX)
+    return Preprocessed(
+        image=_centre_of_mass_field(box, FIELD),
+        polarity=polarity,
+        bbox=(left, top, right, bottom),
+        source_size=source_size,
+    )
+
+
+def _resize(arr: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Anti-aliased resize of a float image (Pillow's 32-bit float mode, no 8-bit rounding)."""
+    im = Image.fromarray(np.ascontiguousarray(arr, dtype=np.float32))
+    return np.asarray(im.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0))
+
+
+def _shrink(gray: np.ndarray, size: int) -> np.ndarray:
+    h, w = gray.shape
+    scale = size / max(h, w)
+    if scale >= 1:
+        return gray
+    return np.clip(_resize(gray, max(1, round(w * scale)), max(1, round(h * scale))), 0, 1)
+
+
+def _ink(gray: np.ndarray) -> tuple[np.ndarray, str]:
+    """Ink strength in [0, 1] (0 = paper) and the input's polarity.
+
+    The paper is most of the image, so a wide median of the image is the paper
+    whatever its colour; the ink is whichever side stands out farther from it
+    (dark ink on light paper, or chalk on a board). Uneven lighting (a photo's
+    shadow) is removed by subtracting a smooth estimate of the paper under the ink.
+    """
+    from scipy import ndimage
+
+    flat = ndimage.gaussian_filter(gray - _background(gray, "median"), sigma=1)
+    dark_ink = -float(flat.min()) >= float(flat.max())
+    polarity = "dark-on-light" if dark_ink else "light-on-dark"
+    light = gray if dark_ink else 1 - gray  # from here on: dark ink on light paper
+    ink = np.clip(_background(light, "max") - light, 0, None)
+
+    # Strongest ink = 1. A light blur first so one hot pixel of sensor noise does not
+    # set the scale.
+    peak = float(ndimage.gaussian_filter(ink, sigma=1).max())
+    if peak < 0.05:  # less than 5% contrast anywhere: nothing was written
+        return np.zeros_like(ink), polarity
+    # Faint background (paper grain, blotches, JPEG ringing, smudges) is dropped and
+    # the rest stretched to [0, 1], as MNIST's scanned ink sits on a clean black
+    # background. The cut is 30% of the strongest ink, raised above the paper's own
+    # texture (its median + 6 robust standard deviations, measured on the 90% of
+    # pixels that are surely paper) but never above 60% of the ink.
+    paper_px = ink[ink <= np.percentile(ink, 90)]
+    median = float(np.median(paper_px))
+    spread = 1.4826 * float(np.median(np.abs(paper_px - median)))
+    threshold = max(0.3 * peak, min(median + 6 * spread, 0.6 * peak))
+    ink = np.clip((ink - threshold) / (peak - threshold), 0, 1)
+    return ink.astype(np.float32), polarity
+
+
+def _background(gray: np.ndarray, how: str) -> np.ndarray:
+    """Smooth estimate of the paper, same shape as ``gray``.
+
+    Computed on a 64 px thumbnail with a filter a quarter of the image wide, then
+    blurred and scaled back up. ``"median"``: the paper whatever its colour, as long
+    as ink covers under half of any window. ``"max"``: light paper under dark ink
+    (a stroke cannot survive a maximum wider than itself); never below the pixel.
+    """
+    from scipy import ndimage
+
+    h, w = gray.shape
+    scale = 64 / max(h, w)
+    tw, th = max(1, round(w * scale)), max(1, round(h * scale))
+    thumb = _resize(gray, tw, th)
+    size = max(3, (max(tw, th) // 4) | 1)  # odd, ~16 px of 64
+    rank = ndimage.median_filter if how == "median" else ndimage.maximum_filter
+    thumb = rank(thumb, size=size, mode="nearest")
+    thumb = ndimage.gaussian_filter(thumb, sigma=size / 4, mode="nearest")
+    paper = _resize(thumb, w, h)
+    return paper if how == "median" else np.maximum(paper, gray)
+
+
+def _keep_digit(ink: np.ndarray) -> np.ndarray:
+    """Drop specks: connected blobs much smaller than the digit's largest stroke.
+
+    A digit written in several strokes (the bar of a 5, the two strokes of a 4)
+    keeps all its parts: only blobs under 8% of the largest one's mass are removed.
+    """
+    from scipy import ndimage
+
+    labels, n = ndimage.label(ink > 0, structure=np.ones((3, 3)))
+    if n <= 1:
+        return ink
+    mass = ndimage.sum(ink, labels, index=np.arange(1, n + 1))
+    keep = np.concatenate([[False], mass >= 0.08 * mass.max()])
+    return np.where(keep[labels], ink, 0).astype(np.float32)
+
+
+def _normalise_stroke(crop: np.ndarray) -> np.ndarray:
+    """Thicken hairline strokes to MNIST's pen width (relative to the digit's size).
+
+    Stroke width ~ 2 * area / perimeter of the inked region (a stroke of length L
+    and width w has area wL and perimeter ~2L). Measured on the crop max-pooled to
+    at most 100 px (max-pooling keeps a hairline at full strength where resizing
+    would fade it); strokes under 9% of the longer side are dilated to ~12%.
+    """
+    from scipy import ndimage
+
+    h, w = crop.shape
+    k = max(1, math.ceil(max(h, w) / 100))
+    padded = np.pad(crop, ((0, -h % k), (0, -w % k)))
+    work = padded.reshape(padded.shape[0] // k, k, padded.shape[1] // k, k).max(axis=(1, 3))
+    mask = work > 0.5
+    area = int(mask.sum())
+    if area == 0:
+        return crop
+    edge = mask & ~ndimage.binary_erosion(mask, structure=np.ones((3, 3)))
+    width = 2 * area / max(int(edge.sum()), 1)
+    side = max(work.shape)
+    if width >= MIN_STROKE_FRACTION * side:
+        return crop
+    radius = max(1, round((TARGET_STROKE_FRACTION * side - width) / 2))
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    disk = (xx**2 + yy**2) <= radius**2
+    work = np.pad(work, radius + 1)  # room for the thickened stroke at the crop's edges
+    return ndimage.grey_dilation(work, footprint=disk).astype(np.float32)
+
+
+def _fit_box(crop: np.ndarray, box: int) -> np.ndarray:
+    """Scale so the longer side is ``box`` px, keeping the aspect ratio (anti-aliased)."""
+    h, w = crop.shape
+    scale = box / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    return np.clip(_resize(crop, nw, nh), 0, 1)
+
+
+def _centre_of_mass_field(box: np.ndarray, field: int) -> np.ndarray:
+    """Place ``box`` in a ``field`` x ``field`` black image, centre of mass at the centre."""
+    h, w = box.shape
+    total = float(box.sum())
+    if total <= 0:
+        raise ImageError("no digit found: the image is blank (no ink that stands out)")
+    ys, xs = np.mgrid[0:h, 0:w]
+    cy, cx = float((ys * box).sum() / total), float((xs * box).sum() / total)
+    # Integer shift, as MNIST did; the centre of the field is (field - 1) / 2 in
+    # pixel-centre coordinates. Clamped so the whole box stays inside the field.
+    top = int(np.clip(round((field - 1) / 2 - cy), 0, field - h))
+    left = int(np.clip(round((field - 1) / 2 - cx), 0, field - w))
+    out = np.zeros((field, field), np.float32)
+    out[top : top + h, left : left + w] = box
+    return out
+
+
+# %% Writing ------------------------------------------------------------------------------
+
+
+def to_png(image: np.ndarray, *, scale: int = 1) -> bytes:
+    """Encode a float (28, 28) image in [0, 1] as an 8-bit grayscale PNG.
+
+    Parameters
+    ----------
+    image : float array (H, W) in [0, 1].
+    scale : enlarge each pixel to ``scale`` x ``scale`` (nearest neighbour) for viewing.
+
+    Returns
+    -------
+    The PNG file's bytes.
+    """
+    if scale < 1:
+        raise MnistlabError(f"invalid scale={scale!r}: expected an integer >= 1")
+    arr = np.clip(np.asarray(image, np.float32), 0, 1)
+    im = Image.fromarray(np.round(arr * 255).astype(np.uint8))
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
