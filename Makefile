@@ -2,12 +2,12 @@
 # model) and `make test` (the whole test suite). Both create .venv themselves.
 PYTHON ?= python3
 VENV   ?= .venv
-MODEL  ?= fnn
+MODEL  ?= cnn
 RUNS   ?= runs
 PY     := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test lint format install dev clean
+.PHONY: run test lint format install dev clean notebook
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,16 @@ lint: $(VENV)/.installed
 format: $(VENV)/.installed
 	$(PY) -m ruff format src tests
 	$(PY) -m ruff check --fix src tests
+
+# The walkthrough notebook in JupyterLab. JupyterLab (the `notebook` extra) is installed
+# into .venv the first time; the kernel spec points at .venv's Python and is found first.
+# Headless: make notebook JUPYTER_ARGS="--no-browser --port 8888"
+JUPYTER_ARGS ?=
+notebook: $(VENV)/.installed
+	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install --quiet -e ".[dev,notebook]"
+	@$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mnistlab .venv)" >/dev/null
+	JUPYTER_PATH="$(abspath $(VENV))/share/jupyter" $(VENV)/bin/jupyter lab \
+		--ServerApp.root_dir="$(CURDIR)" $(JUPYTER_ARGS) notebooks/walkthrough.ipynb
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
