@@ -9,6 +9,7 @@ outputs written), not the accuracy a real search reaches.
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import os
 import shutil
@@ -21,12 +22,14 @@ from pathlib import Path
 import optuna
 import pytest
 
-from mnistlab import tune as tune_module
 from mnistlab.cli import main
 from mnistlab.config import make_config
 from mnistlab.errors import MnistlabError
 from mnistlab.models import get_model_spec, list_models
 from mnistlab.tune import pruning_callback, search_space, tune
+
+# The module itself (``mnistlab.tune`` the attribute is the function).
+tune_module = importlib.import_module("mnistlab.tune")
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_LIMIT = 1500  # images per trial: 1,200 to train, 300 to validate
