@@ -162,6 +162,22 @@ def _check_inputs(
 # -- the stage ----------------------------------------------------------------------------
 
 
+def run_dataset(run: RunDir, dataset: Dataset | None = None) -> Dataset:
+    """The dataset a run was trained on: ``dataset`` if it matches, else loaded.
+
+    Raises MnistlabError when ``dataset`` is another dataset than the run's.
+    """
+    name = run.config().dataset
+    if dataset is None:
+        return load_dataset(name)
+    if dataset.name != name:
+        raise MnistlabError(
+            f"run {run.name} was trained on {name!r} but the dataset passed is "
+            f"{dataset.name!r}; pass the matching dataset or none"
+        )
+    return dataset
+
+
 def evaluate(
     run: RunDir | str | Path,
     *,
@@ -198,13 +214,7 @@ def evaluate(
     run = run if isinstance(run, RunDir) else RunDir.open(run, runs_dir)
     run.require_finished()
     config = run.config()
-    if dataset is None:
-        dataset = load_dataset(config.dataset)
-    elif dataset.name != config.dataset:
-        raise MnistlabError(
-            f"run {run.name} was trained on {config.dataset!r} but the dataset passed is "
-            f"{dataset.name!r}; pass the matching dataset or none"
-        )
+    dataset = run_dataset(run, dataset)
 
     model = _load_model(run.model_path)
 
@@ -327,13 +337,7 @@ def calibrate(
     run.require_finished()
     config = run.config()
     y_test, p_test = load_predictions(run)
-    if dataset is None:
-        dataset = load_dataset(config.dataset)
-    elif dataset.name != config.dataset:
-        raise MnistlabError(
-            f"run {run.name} was trained on {config.dataset!r} but the dataset passed is "
-            f"{dataset.name!r}; pass the matching dataset or none"
-        )
+    dataset = run_dataset(run, dataset)
     # A run trained on other images than the dataset's (a cross-validation fold)
     # has no validation split that train_val_split could recreate.
     if len(y_test) != len(dataset.y_test) or not np.array_equal(y_test, dataset.y_test):

@@ -59,9 +59,9 @@ from mnistlab.analysis import (  # noqa: E402
     roc_auc,
     roc_curves,
 )
-from mnistlab.data import Dataset, load_dataset  # noqa: E402
+from mnistlab.data import Dataset  # noqa: E402
 from mnistlab.errors import MnistlabError  # noqa: E402
-from mnistlab.evaluate import load_predictions  # noqa: E402
+from mnistlab.evaluate import load_predictions, run_dataset  # noqa: E402
 from mnistlab.runs import RunDir  # noqa: E402
 
 # Screen resolution: sharp in a browser, small enough that the page stays ~1 MB.
@@ -1184,13 +1184,7 @@ def write_report(
     metrics = run.metrics()
     config = run.config()
     state = run.state()
-    if dataset is None:
-        dataset = load_dataset(config.dataset)
-    elif dataset.name != config.dataset:
-        raise MnistlabError(
-            f"run {run.name} was trained on {config.dataset!r} but the dataset passed is "
-            f"{dataset.name!r}; pass the matching dataset or none"
-        )
+    dataset = run_dataset(run, dataset)
 
     y_true, probs = load_predictions(run)
     if len(y_true) != len(dataset.y_test) or not np.array_equal(y_true, dataset.y_test):
