@@ -28,7 +28,7 @@ def predictor(digit_run):
 def test_the_samples_are_at_least_90_percent_correct(digit_run, capsys):
     """`mnistlab predict RUN samples/`: the issue's acceptance check, with this session's model.
 
-    The model here is a 2-epoch cnn-fast; the default model (a full cnn run) is
+    The model here is a 3-epoch cnn-fast; the default model (a full cnn run) is
     stronger still. Each kind of sample (typed, canvas, chalk, photo, odd formats)
     is in the folder, and every file is read.
     """

@@ -54,7 +54,7 @@ class TrainConfig:
     --------
     >>> config = make_config("fnn", epochs=5)  # the model's recipe, then overrides
     >>> config.epochs, config.patience, config.to_dict()["params"]["hidden"]
-    (5, 8, (512, 256))
+    (5, 8, (660, 354))
     """
 
     model: str = "fnn"
