@@ -183,7 +183,10 @@ def _convnet(
     ``batchnorm``: BatchNormalization between each convolution and its ReLU.
     Measured here (Keras 3, TensorFlow CPU backend, batch 128), it costs about
     1.7x the time of a training step of the same net without it, so only the
-    model that is about accuracy, not speed, uses it.
+    model that is about accuracy, not speed, uses it. Its moving averages use
+    momentum 0.9 (PyTorch's default), not Keras's 0.99: with 0.99 the
+    statistics that inference uses still lagged the weights after 300 steps
+    (cnn-best: 61% test accuracy in inference mode against 97% with 0.9).
     """
     import keras
     from keras import layers
@@ -194,7 +197,7 @@ def _convnet(
         for filters in filters_per_conv:
             if batchnorm:
                 x = layers.Conv2D(filters, 3, use_bias=False)(x)
-                x = layers.BatchNormalization()(x)
+                x = layers.BatchNormalization(momentum=0.9)(x)
                 x = layers.ReLU()(x)
             else:
                 x = layers.Conv2D(filters, 3, activation="relu")(x)
