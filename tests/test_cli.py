@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from mnistlab.models import get_model_spec
+
 
 def mnistlab(*args, cwd=None, env_extra=None):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env_extra or {})}
@@ -33,7 +35,8 @@ def test_models_lists_every_registered_model_with_its_size():
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert {"fnn", "cnn-fast", "cnn"} <= set(rows)
-    assert rows["fnn"]["params"] == 784 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10
+    h1, h2 = get_model_spec("fnn").defaults["hidden"]
+    assert rows["fnn"]["params"] == 784 * h1 + h1 + h1 * h2 + h2 + h2 * 10 + 10
 
 
 @pytest.mark.parametrize(
