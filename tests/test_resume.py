@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 EPOCHS = 3
 TRAIN = ("train", "--model", "fnn", "-p", "hidden=64,32", "--epochs", str(EPOCHS), "--seed", "3")
-TRAIN += ("--deterministic",)
+TRAIN += ("--batch-size", "128", "--deterministic")  # 430 steps per epoch, whatever the recipe
 TIMEOUT_S = 600  # generous: CI machines can be slow and shared
 
 
