@@ -59,6 +59,38 @@ def test_early_stopping_restores_the_best_validation_weights(mnist, tmp_path):
 
 
 @pytest.mark.slow
+def test_keep_last_saves_the_final_epochs_weights_not_the_best(mnist, tmp_path):
+    import keras
+
+    # A learning rate this large wrecks the net after its first epoch: the second
+    # does not improve on it, and patience 1 stops there.
+    config = make_config(
+        "fnn",
+        params={"hidden": (64, 32)},
+        epochs=6,
+        patience=1,
+        schedule="constant",
+        learning_rate=5.0,
+        keep="last",
+    )
+    run = train(config, runs_dir=tmp_path, dataset=mnist, verbose=0)
+    state = run.state()
+    last, best = state["epochs_run"], state["best_epoch"]
+    assert best < last and state["kept_epoch"] == last
+
+    def weights(path):
+        return keras.saving.load_model(path).get_weights()
+
+    saved = weights(run.model_path)
+    for a, b in zip(saved, weights(run.checkpoints_dir / f"epoch-{last:04d}.keras"), strict=True):
+        np.testing.assert_array_equal(a, b)
+    best_weights = weights(run.checkpoints_dir / f"epoch-{best:04d}.keras")
+    assert any(not np.array_equal(a, b) for a, b in zip(saved, best_weights, strict=True))
+    assert make_config("cnn-best").keep == "last"  # its one-cycle schedule ends at 0
+    assert make_config("fnn").keep == "best"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [spec.name for spec in list_models()])
 def test_every_registered_model_learns_from_a_few_real_steps(mnist, name):
     """A few hundred real optimiser steps on every model lift accuracy far above chance.

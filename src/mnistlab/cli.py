@@ -160,6 +160,12 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
     help="Learning-rate schedule (model's recipe).",
 )
 @click.option("--patience", type=int, default=None, help="Early-stopping patience (epochs).")
+@click.option(
+    "--keep",
+    type=click.Choice(["best", "last"]),
+    default=None,
+    help="Keep the best validation epoch's weights or the last epoch's (model's recipe).",
+)
 @click.option("--label-smoothing", type=float, default=None)
 @click.option("--weight-decay", type=float, default=None, help="AdamW weight decay.")
 @click.option("--augment", type=float, default=None, help="Augmentation strength, 0 = off.")
@@ -290,7 +296,7 @@ def bench(recipes: tuple[str, ...], quick: bool, out_dir: str, seed: int) -> Non
     peak memory, training and inference throughput and single-image latency.
     Writes OUT/results.json, OUT/results.md and OUT/accuracy_vs_time.png.
     Recipes: cnn-fast, cnn, fnn, keras-convnet, seed-fnn (the default set) and
-    cnn-best (only when named: about 15 minutes of training on 2 cores).
+    cnn-best (only when named: about 11 minutes of training on 2 cores).
 
     \b
     Example:

@@ -23,6 +23,7 @@ from mnistlab.errors import MnistlabError
 from mnistlab.models import get_model_spec
 
 SCHEDULES = ("constant", "cosine", "onecycle")
+KEEP = ("best", "last")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class TrainConfig:
     weight_decay : decoupled weight decay (AdamW); 0 means plain Adam.
     label_smoothing : smoothing of the one-hot targets in the loss.
     patience : early-stopping patience in epochs, on validation accuracy.
+    keep : which weights the run keeps: ``"best"`` (the epoch with the highest
+        validation accuracy, restored at the end) or ``"last"`` (the final
+        epoch's: for a schedule that anneals to 0, the end of the schedule).
     val_size : images held out of the 60,000 training images (stratified).
     augment : strength of random affine augmentation, 0 = off (rotation in
         units of a full turn times 0.05, shift/zoom fraction times 0.1).
@@ -69,6 +73,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     patience: int = 5
+    keep: str = "best"
     val_size: int = 5000
     augment: float = 0.0
     deterministic: bool = False
@@ -79,6 +84,7 @@ class TrainConfig:
         _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
         _check(self.schedule in SCHEDULES, "schedule", self.schedule, " | ".join(SCHEDULES))
         _check(self.patience >= 1, "patience", self.patience, "an integer >= 1")
+        _check(self.keep in KEEP, "keep", self.keep, " | ".join(KEEP))
         _check(0 < self.val_size < 60000, "val_size", self.val_size, "between 1 and 59999")
         _check(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing, "in [0, 1)")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")

@@ -5,7 +5,8 @@ pipeline, optimiser and schedule, callbacks) and records the run:
 
     load data -> stratified validation split (the test set is not touched)
     -> tf.data pipeline (per-epoch shuffle, optional augmentation, batch, prefetch)
-    -> fit with early stopping on val_accuracy (best weights restored)
+    -> fit with early stopping on val_accuracy (best weights restored, or the
+       last epoch's with ``keep="last"``)
     -> after every epoch: a checkpoint committed by checkpoints/resume.json
     -> model.keras, history.csv, run.json in the run directory
 
@@ -210,6 +211,7 @@ def _train_locked(
         epochs_run=len(rows),
         best_epoch=best + 1,
         best_val_accuracy=float(rows[best][MONITOR]) if rows else float("nan"),
+        kept_epoch=(best + 1) if config.keep == "best" else len(rows),
         params_count=int(model.count_params()),
         data_source=data.source,
         error=None,  # a failure that was resumed from is over
@@ -282,7 +284,7 @@ def _fit(
                 verbose=(1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose,
             )
             train_seconds = committer.train_seconds
-    if stopper.best_weights is not None:
+    if config.keep == "best" and stopper.best_weights is not None:
         model.set_weights(stopper.best_weights)
     with files.atomic_path(run.model_path, suffix=".keras") as tmp:
         model.save(tmp)
