@@ -250,18 +250,27 @@ def cnn(width: int = 32, dense: int = 128, dropout: float = 0.3) -> keras.Model:
 
 @register(
     "cnn-best",
-    "two BatchNorm convs per stage, wider head, augmentation, long one-cycle: best single model",
-    epochs=30,
+    "two BatchNorm convs per stage, wider head, light augmentation, one-cycle: best single model",
+    epochs=20,
     batch_size=128,
     learning_rate=2e-3,
     schedule="onecycle",
-    patience=30,
+    patience=20,
+    keep="last",
     label_smoothing=0.1,
-    augment=1.0,
+    augment=0.3,
 )
-def cnn_best(width: int = 32, dense: int = 256, dropout: float = 0.4) -> keras.Model:
+def cnn_best(width: int = 32, dense: int = 256, dropout: float = 0.25) -> keras.Model:
     """Conv(w)-Conv(w)-pool-Conv(2w)-Conv(2w)-pool-Dense: 28 -> 24 -> 12 -> 8 -> 4 px,
-    each convolution followed by BatchNormalization and ReLU."""
+    each convolution followed by BatchNormalization and ReLU.
+
+    The recipe (light augmentation, dropout 0.25, 20 epochs) was chosen by
+    ``tools/screen_variants.py`` on validation accuracy alone, 3-4 seeds per
+    variant: augmentation at strength 1.0 (up to 18 degrees, 10% shifts and
+    zoom) held this net back; 0.3 with dropout 0.25 gained 0.13 points of
+    validation accuracy, and 20 epochs did as well as 30. Label smoothing
+    helps; 45 epochs, a higher learning rate or batch 256 did not.
+    """
     return _convnet(
         "cnn-best", ((width, width), (2 * width, 2 * width)), dense, dropout, batchnorm=True
     )
