@@ -123,18 +123,14 @@ VARIANTS: dict[str, tuple[Callable[[float], Any], dict[str, Any]]] = {
 
 
 def transforms(u: np.ndarray, strength: float) -> np.ndarray:
-    """Affine transforms (N, 8) from uniform draws ``u`` (N, 4) in [-1, 1], exactly
-    as ``mnistlab.train.augment_batch`` makes them from its own draws."""
-    side = 28.0
-    u = u.astype("float32")
-    angle = u[:, 0] * (0.05 * strength * 2 * math.pi)
-    tx, ty = u[:, 1] * (0.1 * strength) * side, u[:, 2] * (0.1 * strength) * side
-    zoom = 1.0 + u[:, 3] * (0.1 * strength)
-    c = (side - 1) / 2
-    cos, sin = zoom * np.cos(angle), zoom * np.sin(angle)
-    ox, oy, z = c + tx, c + ty, np.zeros_like(angle)
-    t = [cos, -sin, c - cos * ox + sin * oy, sin, cos, c - sin * ox - cos * oy, z, z]
-    return np.stack(t, 1).astype("float32")
+    """Affine transforms (N, 8) from uniform draws ``u`` (N, 4) in [-1, 1]: those of
+    ``mnistlab.train.augment_batch``, made by the same function."""
+    import keras
+
+    from mnistlab.train import augment_transforms
+
+    t = augment_transforms(keras.ops.convert_to_tensor(u, "float32"), strength, 28.0, 28.0)
+    return keras.ops.convert_to_numpy(t)
 
 
 def apply_transforms(x: np.ndarray, t: np.ndarray) -> np.ndarray:

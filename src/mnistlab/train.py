@@ -465,21 +465,42 @@ def augment_batch(images: Any, seed: Any, strength: float) -> Any:
     shape = tf.shape(images)
     b, h, w = shape[0], tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
     u = tf.random.stateless_uniform([b, 4], seed=seed, minval=-1.0, maxval=1.0)
+    return keras.ops.image.affine_transform(
+        images,
+        augment_transforms(u, strength, h, w),
+        interpolation="bilinear",
+        fill_mode="constant",
+        fill_value=0,
+    )
+
+
+def augment_transforms(u: Any, strength: float, height: Any, width: Any) -> Any:
+    """The affine transforms of :func:`augment_batch`, from its uniform draws.
+
+    Parameters
+    ----------
+    u : float32 (B, 4) in [-1, 1]: rotation, x shift, y shift, zoom.
+    strength : scales all three ranges.
+    height, width : image size in pixels.
+
+    Returns
+    -------
+    float32 (B, 8) transforms for ``keras.ops.image.affine_transform`` (any
+    Keras backend; ``tools/screen_variants.py`` uses it without TensorFlow).
+    """
+    ops = keras.ops
     angle = u[:, 0] * (0.05 * strength * 2 * math.pi)  # radians
-    tx, ty = u[:, 1] * (0.1 * strength) * w, u[:, 2] * (0.1 * strength) * h  # pixels
+    tx, ty = u[:, 1] * (0.1 * strength) * width, u[:, 2] * (0.1 * strength) * height  # pixels
     zoom = 1.0 + u[:, 3] * (0.1 * strength)  # > 1: the digit looks smaller
     # The transform maps each output pixel (x, y) to the input point it samples:
     # input = centre + zoom * R(angle) @ (output - centre - shift).
-    cx, cy = (w - 1) / 2, (h - 1) / 2
-    cos, sin = zoom * tf.cos(angle), zoom * tf.sin(angle)
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    cos, sin = zoom * ops.cos(angle), zoom * ops.sin(angle)
     ox, oy = cx + tx, cy + ty
-    zeros = tf.zeros_like(angle)
-    transform = tf.stack(
+    zeros = ops.zeros_like(angle)
+    return ops.stack(
         [cos, -sin, cx - cos * ox + sin * oy, sin, cos, cy - sin * ox - cos * oy, zeros, zeros],
         axis=1,
-    )
-    return keras.ops.image.affine_transform(
-        images, transform, interpolation="bilinear", fill_mode="constant", fill_value=0
     )
 
 
