@@ -95,8 +95,9 @@ def test_keep_last_saves_the_final_epochs_weights_not_the_best(mnist, tmp_path):
 def test_every_registered_model_learns_from_a_few_real_steps(mnist, name):
     """A few hundred real optimiser steps on every model lift accuracy far above chance.
 
-    300 steps, not 100: BatchNorm's moving averages (momentum 0.9), which
-    inference uses, need a few hundred steps to forget their initial values.
+    300 steps, not 100: set when cnn-best's BatchNorm used Keras's momentum 0.99,
+    whose moving averages (which inference uses) needed a few hundred steps to
+    forget their initial values; at today's 0.9 fewer would do.
     """
     import keras
 
