@@ -39,11 +39,40 @@ def test_augmentation_is_mnistlab_trains_geometry():
     assert np.abs(got - x).mean() > 0.01  # it did move the pixels
 
 
+def test_elastic_warp_matches_scipys_reference():
+    from scipy.ndimage import gaussian_filter, map_coordinates
+
+    rng = np.random.default_rng(0)
+    # black borders, as MNIST's (scipy's "constant" mode differs only at the edge)
+    x = np.pad(rng.random((3, 20, 20, 1)), ((0, 0), (4, 4), (4, 4), (0, 0))).astype("float32")
+    noise = rng.uniform(-1, 1, (3, 28, 28, 2)).astype("float32")
+    got = np.asarray(screen.elastic_warp(x, noise, 34.0))
+    rows, cols = np.meshgrid(np.arange(28), np.arange(28), indexing="ij")
+    for i in range(3):
+        dy, dx = (
+            34 * gaussian_filter(noise[i, ..., k], 4, mode="constant", truncate=3) for k in (0, 1)
+        )
+        expected = map_coordinates(x[i, ..., 0], [rows + dy, cols + dx], order=1, cval=0)
+        np.testing.assert_allclose(got[i, ..., 0], expected, atol=1e-5)
+    assert np.abs(got - x).mean() > 0.01
+    np.testing.assert_array_equal(np.asarray(screen.elastic_warp(x, noise, 0.0)), x)
+
+
+def test_test_time_shifts_move_one_pixel_and_fill_black():
+    x = np.arange(2 * 28 * 28, dtype=np.float32).reshape(2, 28, 28, 1) + 1
+    right = screen.shifted(x, 1, 0)
+    np.testing.assert_array_equal(right[:, :, 1:], x[:, :, :-1])
+    assert (right[:, :, 0] == 0).all()
+    up = screen.shifted(x, 0, -1)
+    np.testing.assert_array_equal(up[:, :-1], x[:, 1:])
+    assert (up[:, -1] == 0).all()
+
+
 @pytest.mark.parametrize("name", sorted(screen.VARIANTS))
 def test_every_variant_builds_a_ten_class_softmax(name):
     builder, changes = screen.VARIANTS[name]
-    assert set(changes) <= set(screen.BASE)
-    model = builder({**screen.BASE, **changes}["dropout"])
+    assert set(changes) <= set(screen.BASE) | {"width", "dense", "elastic", "anneal"}
+    model = builder({**screen.BASE, **changes})
     probs = np.asarray(model(np.zeros((2, 28, 28, 1), np.float32), training=False))
     assert probs.shape == (2, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)

@@ -11,9 +11,13 @@ be averaged. The test set is never read: what it selects is selected on
 validation only.
 
 It needs no TensorFlow: any Keras 3 backend runs it, and a GPU makes a job
-take about a minute (``KERAS_BACKEND=jax``). The screen behind cnn-best's
-recipe ran 4 + 3 seeds of 20 variants as parallel processes on one GPU;
-BENCHMARKS.md has the table and the commands. One job per process::
+take about a minute (``KERAS_BACKEND=jax``). Two screens chose cnn-best's
+recipe: 20 variants of the earlier recipe (3-4 seeds each), then 12 variants of
+the first screen's choice (``CUR``; 4-6 seeds each), each run as parallel
+processes on one GPU; BENCHMARKS.md has the tables and the commands. Besides
+the plain validation accuracy, every job records that of a test-time
+augmentation (the mean output over the image and its four one-pixel shifts).
+One process runs its jobs one after the other::
 
     KERAS_BACKEND=jax python tools/screen_variants.py --out a.jsonl base:0 base:1 aug06:0
     python tools/screen_variants.py --summary a.jsonl b.jsonl
@@ -42,6 +46,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 BASE: dict[str, Any] = dict(epochs=30, batch=128, lr=2e-3, ls=0.1, augment=1.0, dropout=0.4)
 """The cnn-best recipe before the screen; every variant changes some of it."""
 
+CUR: dict[str, Any] = dict(augment=0.3, dropout=0.25, epochs=20)
+"""What the first screen chose (a03d25-ep20); the second screen's variants change it."""
+
 
 def split(y: np.ndarray, n_val: int = 10_000, seed: int = 12345) -> tuple[np.ndarray, np.ndarray]:
     """Indices of (training, validation): stratified, the same for every job."""
@@ -62,17 +69,20 @@ def _conv_bn(x: Any, filters: int, k: int = 3, stride: int = 1, pad: str = "vali
     return layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
 
 
-def cnn_best(dropout: float) -> Any:
+def cnn_best(cfg: dict[str, Any]) -> Any:
     from mnistlab.models import build_model
 
-    return build_model("cnn-best", width=32, dense=256, dropout=dropout)
+    return build_model(
+        "cnn-best", width=cfg.get("width", 32), dense=cfg.get("dense", 256), dropout=cfg["dropout"]
+    )
 
 
-def same_padding(dropout: float) -> Any:
+def same_padding(cfg: dict[str, Any]) -> Any:
     """cnn-best with 'same' padding: 28 -> 28 -> 14 -> 14 -> 7 px."""
     import keras
     from keras import layers
 
+    dropout = cfg["dropout"]
     x = inputs = keras.Input((28, 28, 1))
     for filters in (32, 64):
         x = _conv_bn(_conv_bn(x, filters, pad="same"), filters, pad="same")
@@ -82,12 +92,13 @@ def same_padding(dropout: float) -> Any:
     return keras.Model(inputs, layers.Dense(10, activation="softmax")(x))
 
 
-def strided(dropout: float) -> Any:
+def strided(cfg: dict[str, Any]) -> Any:
     """Strided 5x5 convolutions instead of pooling (C. Deotte's Kaggle MNIST net):
     32C3-32C3-32C5S2-64C3-64C3-64C5S2-128C4, BatchNorm, dropout."""
     import keras
     from keras import layers
 
+    dropout = cfg["dropout"]
     x = inputs = keras.Input((28, 28, 1))
     for filters in (32, 64):
         x = _conv_bn(_conv_bn(x, filters), filters)
@@ -97,7 +108,7 @@ def strided(dropout: float) -> Any:
 
 
 # name -> (builder, changes to BASE)
-VARIANTS: dict[str, tuple[Callable[[float], Any], dict[str, Any]]] = {
+VARIANTS: dict[str, tuple[Callable[[dict[str, Any]], Any], dict[str, Any]]] = {
     "base": (cnn_best, {}),
     "aug06": (cnn_best, {"augment": 0.6}),
     "aug14": (cnn_best, {"augment": 1.4}),
@@ -119,6 +130,19 @@ VARIANTS: dict[str, tuple[Callable[[float], Any], dict[str, Any]]] = {
     "deotte": (strided, {}),
     "deo-a06": (strided, {"augment": 0.6}),
     "deo-a06-d25": (strided, {"augment": 0.6, "dropout": 0.25}),
+    # Second screen, around the recipe the first one chose (CUR).
+    "cur": (cnn_best, CUR),
+    "el20": (cnn_best, {**CUR, "elastic": 20.0}),
+    "el34": (cnn_best, {**CUR, "elastic": 34.0}),
+    "el34-a0": (cnn_best, {**CUR, "elastic": 34.0, "augment": 0.0}),
+    "el34-ep30": (cnn_best, {**CUR, "elastic": 34.0, "epochs": 30}),
+    "ep30": (cnn_best, {**CUR, "epochs": 30}),
+    "w40": (cnn_best, {**CUR, "width": 40}),
+    "w40-el34": (cnn_best, {**CUR, "width": 40, "elastic": 34.0}),
+    "d512": (cnn_best, {**CUR, "dense": 512}),
+    "ann8": (cnn_best, {**CUR, "augment": 0.8, "anneal": True}),
+    "ann8-el34": (cnn_best, {**CUR, "augment": 0.8, "anneal": True, "elastic": 34.0}),
+    "a06d10-ep20": (cnn_best, {"augment": 0.6, "dropout": 0.1, "epochs": 20}),
 }
 
 
@@ -148,11 +172,85 @@ def apply_transforms(x: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.concatenate(chunks)
 
 
-def augment(x: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
-    """Random rotation, shift and zoom of every image, with NumPy's randoms."""
-    if strength <= 0:
-        return x
-    return apply_transforms(x, transforms(rng.uniform(-1, 1, (len(x), 4)), strength))
+def elastic_warp(images: Any, noise: Any, alpha: float, sigma: float = 4.0) -> Any:
+    """Elastic distortion (Simard et al. 2003): a smooth random displacement field.
+
+    Each pixel samples the input ``alpha * (G_sigma * noise)`` pixels away, where
+    ``G_sigma * noise`` is the uniform noise smoothed by a Gaussian of ``sigma``
+    pixels (zero beyond the border, as ``scipy.ndimage.gaussian_filter`` with
+    ``mode="constant"``); bilinear, black outside the image. With sigma 4 the
+    displacement's standard deviation is about ``alpha / 25`` pixels.
+
+    Parameters
+    ----------
+    images : float32 (B, H, W, 1) tensor.
+    noise : float32 (B, H, W, 2) uniform draws in [-1, 1] (y and x displacement).
+    alpha : scale of the displacement; 0 returns ``images``.
+    sigma : smoothness, in pixels.
+
+    Returns
+    -------
+    float32 (B, H, W, 1) tensor (keras.ops: any Keras backend).
+    """
+    import keras
+
+    if alpha <= 0:
+        return images
+    ops = keras.ops
+    radius = int(3 * sigma + 0.5)
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps = (taps / taps.sum()).astype("float32")
+    along_y = np.tile(taps[:, None, None, None], (1, 1, 2, 1))
+    along_x = np.tile(taps[None, :, None, None], (1, 1, 2, 1))
+    field = ops.depthwise_conv(noise, along_y, padding="same")
+    field = alpha * ops.depthwise_conv(field, along_x, padding="same")
+    # Bilinear sampling by hand (gathers from the flattened batch): map_coordinates
+    # needs a static batch size, which a tf.data pipeline does not have.
+    shape = ops.shape(images)
+    h, w = images.shape[1], images.shape[2]
+    flat = ops.reshape(images, (-1,))
+    first = ops.reshape(ops.arange(shape[0], dtype="int32") * (h * w), (-1, 1, 1))
+    y = ops.reshape(ops.arange(h, dtype="float32"), (1, -1, 1)) + field[..., 0]
+    x = ops.reshape(ops.arange(w, dtype="float32"), (1, 1, -1)) + field[..., 1]
+    y0, x0 = ops.floor(y), ops.floor(x)
+    out = ops.zeros_like(y)
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        yi, xi = y0 + dy, x0 + dx
+        weight = (1 - ops.abs(y - yi)) * (1 - ops.abs(x - xi))
+        inside = (yi >= 0) & (yi <= h - 1) & (xi >= 0) & (xi <= w - 1)
+        yc = ops.cast(ops.clip(yi, 0, h - 1), "int32")
+        xc = ops.cast(ops.clip(xi, 0, w - 1), "int32")
+        pixel = ops.take(flat, first + yc * w + xc)
+        out = out + ops.where(inside, weight * pixel, 0.0)
+    return out[..., None]
+
+
+def augment(
+    x: np.ndarray, rng: np.random.Generator, strength: float, elastic: float = 0.0
+) -> np.ndarray:
+    """Random rotation, shift and zoom of every image, then an elastic distortion
+    (:func:`elastic_warp`), with NumPy's randoms."""
+    if strength > 0:
+        x = apply_transforms(x, transforms(rng.uniform(-1, 1, (len(x), 4)), strength))
+    if elastic > 0:
+        import keras
+
+        noise = rng.uniform(-1, 1, (*x.shape[:3], 2)).astype("float32")
+        x = np.concatenate(
+            [
+                keras.ops.convert_to_numpy(
+                    elastic_warp(x[i : i + 5000], noise[i : i + 5000], elastic)
+                )
+                for i in range(0, len(x), 5000)
+            ]
+        )
+    return x
+
+
+def shifted(x: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """Images moved by (dx, dy) pixels, black where they move in from."""
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return np.roll(padded, (dy, dx), axis=(1, 2))[:, 1:-1, 1:-1]
 
 
 def run_job(job: str, data: tuple[np.ndarray, ...], smoke: bool = False) -> dict[str, Any]:
@@ -166,7 +264,7 @@ def run_job(job: str, data: tuple[np.ndarray, ...], smoke: bool = False) -> dict
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed + 1000)
     x_tr, y_tr, x_val, y_val = data
-    model = builder(cfg["dropout"])
+    model = builder(cfg)
     total = cfg["epochs"] * math.ceil(len(x_tr) / cfg["batch"])
     warmup = int(0.3 * total)  # one-cycle, as mnistlab.train.compile_model
     lr = keras.optimizers.schedules.CosineDecay(
@@ -181,12 +279,17 @@ def run_job(job: str, data: tuple[np.ndarray, ...], smoke: bool = False) -> dict
     start = time.time()
     curve = []  # (epoch, validation accuracy): every 5th epoch and the last five
     for epoch in range(cfg["epochs"]):
-        x_aug = augment(x_tr, rng, cfg["augment"])
+        strength = cfg["augment"] * ((1 - epoch / cfg["epochs"]) if cfg.get("anneal") else 1)
+        x_aug = augment(x_tr, rng, strength, cfg.get("elastic", 0.0))
         model.fit(x_aug, onehot, batch_size=cfg["batch"], epochs=epoch + 1,
                   initial_epoch=epoch, shuffle=True, verbose=0)  # fmt: skip
         if (epoch + 1) % 5 == 0 or epoch >= cfg["epochs"] - 5:
             probs = model.predict(x_val, batch_size=2000, verbose=0)
             curve.append((epoch + 1, float((probs.argmax(1) == y_val).mean())))
+    # Test-time augmentation, on validation: the mean of the outputs for the image
+    # and for it moved by one pixel left, right, up and down.
+    moves = [(1, 0), (-1, 0), (0, 1), (0, -1)]
+    tta = (probs + sum(model.predict(shifted(x_val, dx, dy), 2000, 0) for dx, dy in moves)) / 5
     return {
         "job": job,
         "variant": name,
@@ -197,6 +300,8 @@ def run_job(job: str, data: tuple[np.ndarray, ...], smoke: bool = False) -> dict
         "curve": curve,
         "seconds": round(time.time() - start, 1),
         "probs": base64.b64encode(probs.astype("float16").tobytes()).decode(),
+        "val_tta": float((tta.argmax(1) == y_val).mean()),
+        "probs_tta": base64.b64encode(tta.astype("float16").tobytes()).decode(),
     }
 
 
@@ -247,7 +352,13 @@ def main() -> None:
         result = run_job(job, data, args.smoke)
         with open(args.out, "a") as f:
             f.write(json.dumps(result) + "\n")
-        print(job, f"{result['val']:.4f}", f"{result['seconds']}s", flush=True)
+        print(
+            job,
+            f"{result['val']:.4f}",
+            f"tta {result['val_tta']:.4f}",
+            f"{result['seconds']}s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
