@@ -157,19 +157,26 @@ def transforms(u: np.ndarray, strength: float) -> np.ndarray:
     return keras.ops.convert_to_numpy(t)
 
 
+def in_chunks(fn: Callable[..., Any], *arrays: np.ndarray, size: int = 5000) -> np.ndarray:
+    """``fn`` (keras.ops) applied to 5,000 images at a time, as one NumPy array."""
+    import keras
+
+    n = len(arrays[0])
+    parts = [fn(*(a[i : i + size] for a in arrays)) for i in range(0, n, size)]
+    return np.concatenate([keras.ops.convert_to_numpy(p) for p in parts])
+
+
 def apply_transforms(x: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Bilinear warp with black borders, in chunks of 5,000 images."""
     import keras
 
-    chunks = [
-        keras.ops.convert_to_numpy(
-            keras.ops.image.affine_transform(
-                x[i : i + 5000], t[i : i + 5000], "bilinear", "constant", fill_value=0
-            )
-        )
-        for i in range(0, len(x), 5000)
-    ]
-    return np.concatenate(chunks)
+    return in_chunks(
+        lambda xs, ts: keras.ops.image.affine_transform(
+            xs, ts, "bilinear", "constant", fill_value=0
+        ),
+        x,
+        t,
+    )
 
 
 def elastic_warp(images: Any, noise: Any, alpha: float, sigma: float = 4.0) -> Any:
@@ -204,8 +211,8 @@ def elastic_warp(images: Any, noise: Any, alpha: float, sigma: float = 4.0) -> A
     along_x = np.tile(taps[None, :, None, None], (1, 1, 2, 1))
     field = ops.depthwise_conv(noise, along_y, padding="same")
     field = alpha * ops.depthwise_conv(field, along_x, padding="same")
-    # Bilinear sampling by hand (gathers from the flattened batch): map_coordinates
-    # needs a static batch size, which a tf.data pipeline does not have.
+    # Bilinear sampling by hand (gathers from the flattened batch), written so that it
+    # also runs inside a tf.data pipeline, whose batch size is not static.
     shape = ops.shape(images)
     h, w = images.shape[1], images.shape[2]
     flat = ops.reshape(images, (-1,))
@@ -233,17 +240,8 @@ def augment(
     if strength > 0:
         x = apply_transforms(x, transforms(rng.uniform(-1, 1, (len(x), 4)), strength))
     if elastic > 0:
-        import keras
-
         noise = rng.uniform(-1, 1, (*x.shape[:3], 2)).astype("float32")
-        x = np.concatenate(
-            [
-                keras.ops.convert_to_numpy(
-                    elastic_warp(x[i : i + 5000], noise[i : i + 5000], elastic)
-                )
-                for i in range(0, len(x), 5000)
-            ]
-        )
+        x = in_chunks(lambda xs, ns: elastic_warp(xs, ns, elastic), x, noise)
     return x
 
 
