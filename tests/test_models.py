@@ -53,3 +53,49 @@ def test_bad_model_settings_name_the_problem(name, params, fragment):
     with pytest.raises(MnistlabError, match=None) as info:
         build_model(name, **params)
     assert fragment in str(info.value)
+
+
+def test_fused_batchnorm_trains_exactly_like_keras_batchnorm():
+    """cnn-best's BatchNorm uses TensorFlow's fused kernel when training: same
+    output, gradients and moving statistics as Keras's own layer."""
+    import keras
+    import tensorflow as tf
+
+    from mnistlab.models import fused_batchnorm_class
+
+    x = tf.constant(np.random.default_rng(0).normal(1.0, 3.0, (16, 6, 6, 5)), tf.float32)
+    layers = [keras.layers.BatchNormalization(momentum=0.9), fused_batchnorm_class()(momentum=0.9)]
+    results = []
+    for layer in layers:
+        layer.build(x.shape)
+        layer.gamma.assign(np.linspace(0.5, 2.0, 5))
+        layer.beta.assign(np.linspace(-1.0, 1.0, 5))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * tf.sin(x))
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        results.append([y, *grads, layer.moving_mean, layer.moving_variance])
+    for ours, theirs in zip(results[1], results[0], strict=True):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-4, atol=1e-4)
+    assert not np.allclose(np.asarray(layers[1].moving_mean), 0.0)  # the statistics moved
+
+
+def test_a_saved_cnn_best_loads_and_predicts_alike_in_a_fresh_process(tmp_path):
+    import subprocess
+    import sys
+
+    model = build_model("cnn-best")
+    x = np.random.default_rng(1).random((8, 28, 28, 1), dtype=np.float32)
+    model(x, training=True)  # moves the BatchNorm statistics away from their start
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "p.npy", np.asarray(model(x, training=False)))
+    model.save(tmp_path / "m.keras")
+    code = (
+        "import numpy as np; from mnistlab.predict import load_keras_model; "
+        f"m = load_keras_model({str(tmp_path / 'm.keras')!r}); "
+        f"p = np.asarray(m(np.load({str(tmp_path / 'x.npy')!r}), training=False)); "
+        f"np.testing.assert_allclose(p, np.load({str(tmp_path / 'p.npy')!r}), atol=1e-5)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -32,6 +32,7 @@ import numpy as np
 from mnistlab import files
 from mnistlab.config import TrainConfig, make_config
 from mnistlab.errors import MnistlabError
+from mnistlab.models import load_saved_model
 
 THRESHOLDS = (0.99, 0.995)
 REFERENCE = "keras-convnet"
@@ -256,7 +257,7 @@ def measure_recipe(name: str, config: TrainConfig, runs_dir: str | Path) -> dict
     state = run.state()
     train_seconds = state["train_seconds"] - curve_cb.eval_wall
 
-    model = keras.saving.load_model(run.model_path)
+    model = load_saved_model(run.model_path, compile=True)
     infer = tf.function(lambda x: model(x, training=False))
     final_acc = float(
         np.mean(

@@ -17,6 +17,7 @@ from pathlib import Path
 from mnistlab import files
 from mnistlab.config import TrainConfig
 from mnistlab.errors import MnistlabError
+from mnistlab.models import load_saved_model
 from mnistlab.runs import RunDir
 
 
@@ -58,7 +59,7 @@ def ensemble(
     inputs = keras.Input((28, 28, 1), name="image")
     outputs = []
     for i, member in enumerate(members):
-        model = keras.saving.load_model(member.model_path, compile=False)
+        model = load_saved_model(member.model_path)
         # Nested models need distinct names to be saved together.
         wrapped = keras.Model(model.inputs[0], model.outputs[0], name=f"member_{i}_{model.name}")
         outputs.append(wrapped(inputs))

@@ -41,6 +41,7 @@ from mnistlab.analysis import (
 )
 from mnistlab.data import Dataset, load_dataset, to_float, train_val_split
 from mnistlab.errors import MnistlabError
+from mnistlab.models import load_saved_model
 from mnistlab.runs import RunDir
 
 PREDICTIONS_FILE = "predictions.npz"
@@ -244,7 +245,6 @@ def evaluate(
 
 
 def _load_model(path: Path) -> Any:
-    import keras  # heavy; imported here so the pure functions above stay quick to import
 
     # A .keras file is a zip archive. Keras reports a truncated or overwritten one
     # as "File not found", which would send the user looking for the wrong problem.
@@ -255,7 +255,7 @@ def _load_model(path: Path) -> Any:
         )
     try:
         # compile=False: only the forward pass is needed, not the optimiser state.
-        return keras.saving.load_model(path, compile=False)
+        return load_saved_model(path)
     except Exception as err:  # bad JSON, missing weights, unknown layers: all "unreadable"
         reason = " ".join(str(err).split())[:200]
         raise MnistlabError(

@@ -187,6 +187,8 @@ def _convnet(
     momentum 0.9 (PyTorch's default), not Keras's 0.99: with 0.99 the
     statistics that inference uses still lagged the weights after 300 steps
     (cnn-best: 61% test accuracy in inference mode against 97% with 0.9).
+    The layer is :func:`fused_batchnorm_class`'s, which trains the same
+    normalisation with TensorFlow's fused kernel.
     """
     import keras
     from keras import layers
@@ -197,7 +199,7 @@ def _convnet(
         for filters in filters_per_conv:
             if batchnorm:
                 x = layers.Conv2D(filters, 3, use_bias=False)(x)
-                x = layers.BatchNormalization(momentum=0.9)(x)
+                x = fused_batchnorm_class()(momentum=0.9)(x)
                 x = layers.ReLU()(x)
             else:
                 x = layers.Conv2D(filters, 3, activation="relu")(x)
@@ -311,6 +313,81 @@ def keras_convnet() -> keras.Model:
         ],
         name="keras_convnet",
     )
+
+
+_FUSED_BN: type | None = None
+
+
+def fused_batchnorm_class() -> type:
+    """``keras.layers.BatchNormalization`` whose training step uses TensorFlow's fused kernel.
+
+    Keras 3 computes a training-mode batch normalisation from separate moment,
+    subtract and scale operations. On the TensorFlow backend this subclass runs
+    the same computation as one ``FusedBatchNormV3`` kernel (and its fused
+    gradient): the same batch statistics, the same moving-average update with
+    the layer's momentum, the same output. Measured on 2 cores (batch 128,
+    ``cnn-best``), a training step took about 52 ms against 78 ms with the
+    plain layer. Inference, other backends and settings the fused kernel does
+    not cover (masks, other axes, renorm, non-float32 inputs) take the parent
+    class's path, so saved models load and export like any BatchNormalization.
+    """
+    global _FUSED_BN
+    if _FUSED_BN is None:
+        import keras
+
+        @keras.saving.register_keras_serializable(package="mnistlab")
+        class FusedBatchNormalization(keras.layers.BatchNormalization):
+            def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+                if not (
+                    training
+                    and self.trainable
+                    and mask is None
+                    and keras.backend.backend() == "tensorflow"
+                    and len(inputs.shape) == 4
+                    and self.axis in (-1, 3)
+                    and self.center
+                    and self.scale
+                    and not self.renorm
+                    and not self.synchronized
+                    and keras.backend.standardize_dtype(inputs.dtype) == "float32"
+                ):
+                    return super().call(inputs, training=training, mask=mask)
+                import tensorflow as tf
+
+                y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+                    x=inputs,
+                    scale=self.gamma,
+                    offset=self.beta,
+                    mean=tf.zeros([0]),
+                    variance=tf.zeros([0]),
+                    epsilon=self.epsilon,
+                    exponential_avg_factor=1.0,
+                    data_format="NHWC",
+                    is_training=True,
+                )
+                # The kernel returns the unbiased variance; Keras averages the biased one.
+                n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), variance.dtype)
+                variance = variance * (n - 1.0) / tf.maximum(n, 1.0)
+                m = self.momentum
+                self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+                self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
+                return y
+
+        _FUSED_BN = FusedBatchNormalization
+    return _FUSED_BN
+
+
+def load_saved_model(path: Any, *, compile: bool = False) -> keras.Model:
+    """``keras.saving.load_model`` that knows this package's own layers.
+
+    Every place that reads a saved ``.keras`` file goes through here, so a model
+    with :func:`fused_batchnorm_class`'s layer loads in a process that has not
+    built one.
+    """
+    import keras
+
+    fused_batchnorm_class()  # registers the class with Keras's serialisation
+    return keras.saving.load_model(path, compile=compile)
 
 
 # -- settings helpers --------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from mnistlab.errors import MnistlabError
-from mnistlab.models import INPUT_SHAPE, NUM_CLASSES
+from mnistlab.models import INPUT_SHAPE, NUM_CLASSES, load_saved_model
 from mnistlab.preprocess import ImageError, preprocess_image
 from mnistlab.runs import RunDir
 
@@ -95,7 +95,6 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
     MnistlabError
         Missing, truncated or unreadable file.
     """
-    import keras
 
     path = Path(path)
 
@@ -105,7 +104,7 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
             f"cannot load {path}: not a complete .keras archive (truncated or overwritten?)"
         )
     try:
-        return keras.saving.load_model(path, compile=False)  # forward pass only
+        return load_saved_model(path)  # forward pass only
     except Exception as err:  # bad config, missing weights, unknown layers
         reason = " ".join(str(err).split())[:200]
         raise MnistlabError(f"cannot load {path} ({type(err).__name__}: {reason})") from err

@@ -48,6 +48,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import platform
 import signal
 import sys
@@ -65,7 +66,7 @@ from mnistlab import files
 from mnistlab.config import TrainConfig, make_config
 from mnistlab.data import Dataset, load_dataset, to_float, train_val_split
 from mnistlab.errors import MnistlabError
-from mnistlab.models import NUM_CLASSES, build_model
+from mnistlab.models import NUM_CLASSES, build_model, load_saved_model
 from mnistlab.runs import RunDir
 
 MONITOR = "val_accuracy"  # early stopping and "best epoch" use this, on the validation split
@@ -378,7 +379,7 @@ def make_pipeline(
     targets = np.eye(NUM_CLASSES, dtype="float32")[y]  # one-hot so the loss can smooth labels
     if not training:
         ds = tf.data.Dataset.from_tensor_slices((images, targets)).batch(config.batch_size)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return _without_autotune(ds.prefetch(2))
 
     if not 0 <= initial_epoch < config.epochs:
         raise MnistlabError(
@@ -408,14 +409,31 @@ def make_pipeline(
     def augment(step: Any, xb: Any, yb: Any) -> Any:
         return augment_batch(xb, tf.stack([augment_seed, step]), config.augment), yb
 
+    workers = os.cpu_count() or 2
     ds = tf.data.Dataset.from_tensor_slices((epochs, orders)).flat_map(one_epoch)
-    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(gather, num_parallel_calls=workers)
     if config.augment > 0:
         # Parallel, and the output order stays deterministic (tf.data's default).
-        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(augment, num_parallel_calls=workers)
     else:
         ds = ds.map(plain(lambda step, xb, yb: (xb, yb)))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return _without_autotune(ds.prefetch(workers))
+
+
+def _without_autotune(ds: Any) -> Any:
+    """Turn off tf.data's autotuning (the pipeline sets its parallelism itself).
+
+    With autotuning on, ``fit`` often returned seconds after its last epoch,
+    with the CPU idle: deleting the iterator waited for the autotuner's thread,
+    which sleeps for doubling periods (10 ms, 20 ms, ... up to 60 s) and was not
+    woken. ``fit`` then returned at 1.27, 2.55, 10.23, 20.47 ... s after the
+    iterator started (the sums of those periods) instead of when training ended.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -624,7 +642,7 @@ class Checkpoints:
         """The compiled model of ``point``'s epoch, optimiser state included."""
         path = self.dir / point.checkpoint
         try:
-            model = keras.saving.load_model(path)
+            model = load_saved_model(path, compile=True)
         except Exception as err:  # noqa: BLE001 - any failure: this file cannot be resumed
             raise MnistlabError(
                 f"cannot load checkpoint {path}: {type(err).__name__}: {err}"
