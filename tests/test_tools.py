@@ -76,3 +76,29 @@ def test_every_variant_builds_a_ten_class_softmax(name):
     probs = np.asarray(model(np.zeros((2, 28, 28, 1), np.float32), training=False))
     assert probs.shape == (2, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_bn_recalibration_sets_the_statistics_the_layers_see_at_inference():
+    """tools/bn_recalibrate.py: each BatchNorm gets the mean and variance of its
+    input on the given images, with the layers before it already recalibrated."""
+    import keras
+
+    from mnistlab.models import build_model
+
+    spec = importlib.util.spec_from_file_location(
+        "bn_recalibrate", Path(__file__).parents[1] / "tools" / "bn_recalibrate.py"
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+
+    model = build_model("cnn-best")
+    images = np.random.default_rng(2).random((600, 28, 28, 1), dtype=np.float32)
+    tool.CHUNK = 250  # three chunks, the last one partial
+    tool.recalibrate(model, images)
+    norms = [la for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
+    assert len(norms) == 4
+    for layer in norms:
+        seen = np.asarray(keras.Model(model.inputs, layer.input)(images, training=False))
+        seen = seen.reshape(-1, seen.shape[-1]).astype(np.float64)
+        np.testing.assert_allclose(np.asarray(layer.moving_mean), seen.mean(0), rtol=1e-4)
+        np.testing.assert_allclose(np.asarray(layer.moving_variance), seen.var(0), rtol=1e-3)
