@@ -67,7 +67,7 @@ def recipes() -> dict[str, TrainConfig]:
 
 
 QUICK = ("cnn-fast", "fnn", REFERENCE)
-# cnn-best (about 18 minutes of training on 2 cores) only when named.
+# cnn-best (about 14 minutes of training on 2 cores) only when named.
 FULL = ("cnn-fast", "cnn", "fnn", REFERENCE, "seed-fnn")
 
 

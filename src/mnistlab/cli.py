@@ -296,7 +296,7 @@ def bench(recipes: tuple[str, ...], quick: bool, out_dir: str, seed: int) -> Non
     peak memory, training and inference throughput and single-image latency.
     Writes OUT/results.json, OUT/results.md and OUT/accuracy_vs_time.png.
     Recipes: cnn-fast, cnn, fnn, keras-convnet, seed-fnn (the default set) and
-    cnn-best (only when named: about 18 minutes of training on 2 cores).
+    cnn-best (only when named: about 14 minutes of training on 2 cores).
 
     \b
     Example:

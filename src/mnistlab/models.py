@@ -181,9 +181,10 @@ def _convnet(
     then Flatten, Dropout, Dense(ReLU), Dropout, Dense(10, softmax).
 
     ``batchnorm``: BatchNormalization between each convolution and its ReLU.
-    Measured here (Keras 3, TensorFlow CPU backend, batch 128), it costs about
-    1.7x the time of a training step of the same net without it, so only the
-    model that is about accuracy, not speed, uses it. Its moving averages use
+    Measured here (TensorFlow CPU backend, batch 128), Keras's own layer made a
+    training step 1.7x as long as the same net's without it, the fused one
+    below 1.15-1.27x; only the model that is about accuracy, not speed, uses
+    it. Its moving averages use
     momentum 0.9 (PyTorch's default), not Keras's 0.99: with 0.99 the
     statistics that inference uses still lagged the weights after 300 steps
     (cnn-best: 61% test accuracy in inference mode against 97% with 0.9).
@@ -270,8 +271,8 @@ def cnn_best(width: int = 32, dense: int = 256, dropout: float = 0.25) -> keras.
     screens of ``tools/screen_variants.py`` on validation accuracy alone, 3-6
     seeds per variant: augmentation at strength 1.0 (up to 18 degrees, 10%
     shifts and zoom) held this net back; 0.3 with dropout 0.25 gained 0.13
-    points of validation accuracy. 30 epochs beat 20 by 0.04 points (about 18
-    minutes of training on 2 cores instead of 11). Label smoothing helps; 45
+    points of validation accuracy. 30 epochs beat 20 by 0.04 points (about 14
+    minutes of training on 2 cores with the fused BatchNorm). Label smoothing helps; 45
     epochs, a higher learning rate, batch 256, a wider dense layer, annealed or
     elastic augmentation and test-time shifts did not.
     """
