@@ -98,7 +98,7 @@ def test_bn_recalibration_sets_the_statistics_the_layers_see_at_inference():
     norms = [la for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
     assert len(norms) == 4
     for layer in norms:
-        seen = np.asarray(keras.Model(model.inputs, layer.input)(images, training=False))
+        seen = np.asarray(keras.Model(model.inputs[0], layer.input)(images, training=False))
         seen = seen.reshape(-1, seen.shape[-1]).astype(np.float64)
         np.testing.assert_allclose(np.asarray(layer.moving_mean), seen.mean(0), rtol=1e-4)
         np.testing.assert_allclose(np.asarray(layer.moving_variance), seen.var(0), rtol=1e-3)

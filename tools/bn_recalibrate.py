@@ -32,7 +32,7 @@ def recalibrate(model, images: np.ndarray) -> None:
     for layer in model.layers:
         if not isinstance(layer, keras.layers.BatchNormalization):
             continue
-        upstream = keras.Model(model.inputs, layer.input)
+        upstream = keras.Model(model.inputs[0], layer.input)
         total = squares = 0.0
         count = 0
         for start in range(0, len(images), CHUNK):
