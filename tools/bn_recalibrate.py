@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,10 +60,13 @@ def main(argv: list[str] | None = None) -> None:
     from mnistlab.runs import RunDir
 
     before_total = after_total = 0
+    datasets: dict[str, Any] = {}  # loaded once per dataset, not once per run
     for path in args.runs:
         run = RunDir.open(path)
         config = run.config()
-        data = load_dataset(config.dataset)
+        if config.dataset not in datasets:
+            datasets[config.dataset] = load_dataset(config.dataset)
+        data = datasets[config.dataset]
         x_tr, _, x_val, y_val = train_val_split(
             data.x_train, data.y_train, val_size=config.val_size, seed=config.seed
         )

@@ -245,7 +245,6 @@ def evaluate(
 
 
 def _load_model(path: Path) -> Any:
-
     # A .keras file is a zip archive. Keras reports a truncated or overwritten one
     # as "File not found", which would send the user looking for the wrong problem.
     if not zipfile.is_zipfile(path):
@@ -254,8 +253,7 @@ def _load_model(path: Path) -> Any:
             "truncated or overwritten?); retrain the run"
         )
     try:
-        # compile=False: only the forward pass is needed, not the optimiser state.
-        return load_saved_model(path)
+        return load_saved_model(path)  # forward pass only, no optimiser state
     except Exception as err:  # bad JSON, missing weights, unknown layers: all "unreadable"
         reason = " ".join(str(err).split())[:200]
         raise MnistlabError(

@@ -95,7 +95,6 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
     MnistlabError
         Missing, truncated or unreadable file.
     """
-
     path = Path(path)
 
     # A .keras file is a zip archive; Keras reports a truncated one as "file not found".
