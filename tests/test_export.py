@@ -78,6 +78,23 @@ def test_each_format_gives_the_keras_probabilities(digit_run, reference, tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_model_that_deskews_exports_to_every_format(reference, tmp_path, fmt):
+    """cnn-best-deskew's first layer is this package's own; each runtime still
+    gives the Keras model's probabilities (its BatchNorm statistics moved off their
+    start by one training-mode call, its weights otherwise untrained)."""
+    from mnistlab.models import build_model
+
+    x = reference[0][:200]
+    model = build_model("cnn-best-deskew")
+    model(x, training=True)
+    keras_probs = np.asarray(model.predict(x, batch_size=100, verbose=0))
+    model.save(tmp_path / "m.keras")
+    out = tmp_path / ("savedmodel" if fmt == "savedmodel" else f"model.{fmt}")
+    export_model(tmp_path / "m.keras", fmt, out)
+    assert float(np.abs(RUNTIMES[fmt](out, x) - keras_probs).max()) < 1e-4
+
+
 def test_default_destinations_are_inside_the_run(digit_run):
     path = export_model(digit_run.path, "onnx")
     assert path == digit_run.path / "export" / "model.onnx" and path.is_file()

@@ -81,11 +81,61 @@ def test_fused_batchnorm_trains_exactly_like_keras_batchnorm():
     assert not np.allclose(np.asarray(layers[1].moving_mean), 0.0)  # the statistics moved
 
 
-def test_a_saved_cnn_best_loads_and_predicts_alike_in_a_fresh_process(tmp_path):
+def _skew(images):
+    """Each image's shear cov(row, col) / var(row) of its pixel intensities."""
+    img = images[..., 0].astype(np.float64)
+    total = img.sum(axis=(1, 2))
+    rows, cols = np.arange(28)[None, :, None], np.arange(28)[None, None, :]
+    d_r = rows - (img * rows).sum(axis=(1, 2))[:, None, None] / total[:, None, None]
+    d_c = cols - (img * cols).sum(axis=(1, 2))[:, None, None] / total[:, None, None]
+    return (img * d_r * d_c).sum(axis=(1, 2)) / (img * d_r * d_r).sum(axis=(1, 2))
+
+
+def test_deskew_stands_a_slanted_stroke_upright():
+    from mnistlab.models import deskew_images
+
+    images = np.zeros((3, 28, 28, 1), np.float32)
+    for row in range(4, 25):  # a stroke leaning right by 0.4 px per row, anti-aliased ...
+        col = 10 + 0.4 * (row - 4)
+        left = int(col)
+        images[0, row, left : left + 2, 0] = (1 - (col - left), col - left)
+    images[1, 4:25, 13, 0] = 1.0  # ... an upright one, and a blank image
+    out = np.asarray(deskew_images(images))
+    assert abs(_skew(images[:1])[0]) > 0.35
+    # The leaning stroke: every row's ink now sits in the same column, and no ink is
+    # lost or gained.
+    ink_rows = out[0, 4:25, :, 0]
+    centres = (ink_rows * np.arange(28)).sum(axis=1) / ink_rows.sum(axis=1)
+    assert np.ptp(centres) < 0.05, centres
+    assert abs(_skew(out[:1])[0]) < 0.01
+    np.testing.assert_allclose(out[0].sum(), images[0].sum(), rtol=1e-5)
+    # What is already upright, or blank, comes back as it was.
+    np.testing.assert_allclose(out[1:], images[1:], atol=1e-6)
+
+
+def test_deskew_stands_real_digits_upright(mnist):
+    from mnistlab.models import deskew_images
+
+    x = mnist.x_test[:2000, :, :, None].astype(np.float32) / 255
+    out = np.asarray(deskew_images(x))
+    assert np.abs(_skew(x)).mean() > 0.1  # MNIST's digits lean (0.19 on these)
+    assert np.abs(_skew(out)).mean() < 0.01
+    np.testing.assert_allclose(out.sum(axis=(1, 2, 3)), x.sum(axis=(1, 2, 3)), rtol=0.01)
+
+
+def test_cnn_best_deskew_deskews_in_training_and_inference():
+    model = build_model("cnn-best-deskew")
+    assert type(model.layers[1]).__name__ == "Deskew"
+    assert model.count_params() == build_model("cnn-best").count_params()
+    assert get_model_spec("cnn-best-deskew").recipe == get_model_spec("cnn-best").recipe
+
+
+@pytest.mark.parametrize("name", ["cnn-best", "cnn-best-deskew"])
+def test_a_saved_model_with_our_layers_predicts_alike_in_a_fresh_process(tmp_path, name):
     import subprocess
     import sys
 
-    model = build_model("cnn-best")
+    model = build_model(name)
     x = np.random.default_rng(1).random((8, 28, 28, 1), dtype=np.float32)
     model(x, training=True)  # moves the BatchNorm statistics away from their start
     np.save(tmp_path / "x.npy", x)

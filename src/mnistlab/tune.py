@@ -148,6 +148,9 @@ SEARCH_SPACES: dict[str, SearchSpace] = {
     "cnn-fast": SearchSpace(functools.partial(cnn_space, model="cnn-fast"), epochs=3),
     "cnn": SearchSpace(functools.partial(cnn_space, model="cnn"), epochs=6),
     "cnn-best": SearchSpace(functools.partial(cnn_space, model="cnn-best"), epochs=10),
+    "cnn-best-deskew": SearchSpace(
+        functools.partial(cnn_space, model="cnn-best-deskew"), epochs=10
+    ),
     "keras-convnet": SearchSpace(training_space, epochs=5),
 }
 
