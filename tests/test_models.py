@@ -149,3 +149,18 @@ def test_a_saved_model_with_our_layers_predicts_alike_in_a_fresh_process(tmp_pat
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_an_unreadable_model_file_is_one_clear_error(tmp_path):
+    from mnistlab.models import load_saved_model
+
+    path = tmp_path / "m.keras"
+    build_model("cnn-fast").save(path)
+    path.write_bytes(path.read_bytes()[:5000])  # cut short, as by a full disk
+    with pytest.raises(MnistlabError) as info:
+        load_saved_model(path, hint="retrain the run")
+    message = str(info.value)
+    assert "m.keras" in message and "not a complete .keras archive" in message
+    assert message.endswith("; retrain the run") and "\n" not in message
+    with pytest.raises(MnistlabError, match="no such file"):
+        load_saved_model(tmp_path / "gone.keras")

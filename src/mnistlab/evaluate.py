@@ -20,7 +20,6 @@ is left as it is.
 from __future__ import annotations
 
 import time
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -217,7 +216,7 @@ def evaluate(
     config = run.config()
     dataset = run_dataset(run, dataset)
 
-    model = _load_model(run.model_path)
+    model = load_saved_model(run.model_path, hint="retrain the run")
 
     started = time.perf_counter()
     # float32 (N, 28, 28, 1) in [0, 1] -> softmax probabilities (N, 10)
@@ -242,24 +241,6 @@ def evaluate(
         np.savez_compressed(tmp, probs=probs, y_true=np.asarray(dataset.y_test, dtype=np.uint8))
     files.write_json(run.metrics_path, metrics)
     return metrics
-
-
-def _load_model(path: Path) -> Any:
-    # A .keras file is a zip archive. Keras reports a truncated or overwritten one
-    # as "File not found", which would send the user looking for the wrong problem.
-    if not zipfile.is_zipfile(path):
-        raise MnistlabError(
-            f"cannot load {path}: the file is corrupt (not a complete .keras archive; "
-            "truncated or overwritten?); retrain the run"
-        )
-    try:
-        return load_saved_model(path)  # forward pass only, no optimiser state
-    except Exception as err:  # bad JSON, missing weights, unknown layers: all "unreadable"
-        reason = " ".join(str(err).split())[:200]
-        raise MnistlabError(
-            f"cannot load {path} ({type(err).__name__}: {reason}); the file is corrupt "
-            "or not a model mnistlab can read: retrain the run"
-        ) from err
 
 
 def predictions_path(run: RunDir) -> Path:
@@ -349,7 +330,7 @@ def calibrate(
     _, _, x_val, y_val = train_val_split(
         dataset.x_train, dataset.y_train, val_size=config.val_size, seed=config.seed
     )
-    model = _load_model(run.model_path)
+    model = load_saved_model(run.model_path, hint="retrain the run")
     p_val = np.asarray(model.predict(to_float(x_val), batch_size=batch_size, verbose=0))
     temperature = fit_temperature(y_val, p_val)
 

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import time
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,18 +94,7 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
     MnistlabError
         Missing, truncated or unreadable file.
     """
-    path = Path(path)
-
-    # A .keras file is a zip archive; Keras reports a truncated one as "file not found".
-    if not zipfile.is_zipfile(path):
-        raise MnistlabError(
-            f"cannot load {path}: not a complete .keras archive (truncated or overwritten?)"
-        )
-    try:
-        return load_saved_model(path)  # forward pass only
-    except Exception as err:  # bad config, missing weights, unknown layers
-        reason = " ".join(str(err).split())[:200]
-        raise MnistlabError(f"cannot load {path} ({type(err).__name__}: {reason})") from err
+    return load_saved_model(path)  # forward pass only
 
 
 class Predictor:

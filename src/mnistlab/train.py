@@ -641,12 +641,7 @@ class Checkpoints:
     def load_model(self, point: ResumePoint) -> Any:
         """The compiled model of ``point``'s epoch, optimiser state included."""
         path = self.dir / point.checkpoint
-        try:
-            model = load_saved_model(path, compile=True)
-        except Exception as err:  # noqa: BLE001 - any failure: this file cannot be resumed
-            raise MnistlabError(
-                f"cannot load checkpoint {path}: {type(err).__name__}: {err}"
-            ) from err
+        model = load_saved_model(path, compile=True, hint="start a new run instead of --resume")
         steps = int(model.optimizer.iterations.numpy())
         if steps != point.epoch * point.steps_per_epoch:
             raise MnistlabError(
