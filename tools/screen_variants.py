@@ -14,7 +14,9 @@ It needs no TensorFlow: any Keras 3 backend runs it, and a GPU makes a job
 take about a minute (``KERAS_BACKEND=jax``). Two screens chose cnn-best's
 recipe: 20 variants of the earlier recipe (3-4 seeds each), then 12 variants of
 the first screen's choice (``CUR``; 4-6 seeds each), each run as parallel
-processes on one GPU; BENCHMARKS.md has the tables and the commands. Besides
+processes on one GPU. A third screen (``EP30``'s variants, 6-14 seeds each)
+looked for ensemble members that err on other digits and found deskewed inputs
+(``cnn-best-deskew``). BENCHMARKS.md has the tables and the commands. Besides
 the plain validation accuracy, every job records that of a test-time
 augmentation (the mean output over the image and its four one-pixel shifts).
 One process runs its jobs one after the other::
