@@ -71,11 +71,21 @@ def test_test_time_shifts_move_one_pixel_and_fill_black():
 @pytest.mark.parametrize("name", sorted(screen.VARIANTS))
 def test_every_variant_builds_a_ten_class_softmax(name):
     builder, changes = screen.VARIANTS[name]
-    assert set(changes) <= set(screen.BASE) | {"width", "dense", "elastic", "anneal"}
+    read_by_run_job = {"width", "dense", "elastic", "anneal", "wd", "deskew", "widthnorm"}
+    assert set(changes) <= set(screen.BASE) | read_by_run_job
     model = builder({**screen.BASE, **changes})
     probs = np.asarray(model(np.zeros((2, 28, 28, 1), np.float32), training=False))
     assert probs.shape == (2, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_width_normalisation_gives_every_digit_the_same_ink_width(mnist):
+    x = mnist.x_test[:500, :, :, None].astype(np.float32) / 255
+    out = np.asarray(screen.width_normalize(np.concatenate([x, np.zeros_like(x[:1])]), 16))
+    inked = out[:-1, :, :, 0].max(axis=1) > 0.1
+    widths = [np.flatnonzero(c)[-1] - np.flatnonzero(c)[0] + 1 for c in inked]
+    assert np.median(widths) == 16 and np.percentile(widths, 90) <= 18
+    assert not out[-1].any()  # a blank image stays blank
 
 
 def test_bn_recalibration_sets_the_statistics_the_layers_see_at_inference():
