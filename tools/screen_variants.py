@@ -261,15 +261,6 @@ def augment(
     return x
 
 
-def deskew(images: Any) -> Any:
-    """``mnistlab.models.deskew_images`` (cnn-best-deskew's first layer). The third
-    screen ran an equivalent ``keras.ops.image.affine_transform`` shear; the two
-    agree to 4e-6 on 3,000 MNIST training images."""
-    from mnistlab.models import deskew_images
-
-    return deskew_images(images)
-
-
 def width_normalize(images: Any, width: float) -> Any:
     """Each digit resampled sideways about its ink's centre so that the ink (pixels
     above 0.1) spans ``width`` columns; rows stay put, linear interpolation (an
@@ -329,6 +320,10 @@ def run_job(job: str, data: tuple[np.ndarray, ...], smoke: bool = False) -> dict
     if cfg.get("widthnorm"):
         x_val = in_chunks(lambda xs: width_normalize(xs, cfg["widthnorm"]), x_val)
     if cfg.get("deskew"):
+        # cnn-best-deskew's first layer. The third screen ran an equivalent
+        # keras.ops.image.affine_transform shear (within 4e-6 on 3,000 training images).
+        from mnistlab.models import deskew_images as deskew
+
         x_val = in_chunks(deskew, x_val)
         if cfg["deskew"] == "before":  # deskew, then augment
             x_tr = in_chunks(deskew, x_tr)

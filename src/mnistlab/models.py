@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistlab.errors import MnistlabError
@@ -490,9 +492,6 @@ def load_saved_model(path: Any, *, compile: bool = False, hint: str = "") -> ker
     MnistlabError
         Missing, truncated or unreadable file.
     """
-    import zipfile
-    from pathlib import Path
-
     import keras
 
     path = Path(path)
