@@ -31,6 +31,8 @@ def test_config_survives_a_json_round_trip():
         ({"learning_rate": -1.0}, "invalid learning_rate=-1.0"),
         ({"schedule": "linear"}, "constant | cosine | onecycle"),
         ({"val_size": 60000}, "invalid val_size"),
+        ({"val_size": -5}, "invalid val_size"),
+        ({"val_size": 0}, "also pass keep='last'"),
         ({"label_smoothing": 1.0}, "invalid label_smoothing"),
     ],
 )

@@ -512,7 +512,13 @@ def test_train_val_split_is_seeded_disjoint_and_covering(mnist: Dataset) -> None
     np.testing.assert_array_equal(y_tr, mnist.y_train[idx_tr])
 
 
-@pytest.mark.parametrize("val_size", [0, 60000, 1.5, "5000", True])
+def test_train_val_split_of_zero_keeps_every_image_for_training(mnist: Dataset) -> None:
+    x_tr, y_tr, x_val, y_val = train_val_split(mnist.x_train, mnist.y_train, val_size=0)
+    assert x_tr.shape == (60000, 28, 28) and x_val.shape == (0, 28, 28) and y_val.shape == (0,)
+    np.testing.assert_array_equal(y_tr, mnist.y_train)
+
+
+@pytest.mark.parametrize("val_size", [-1, 60000, 1.5, "5000", True])
 def test_train_val_split_rejects_bad_val_size(mnist: Dataset, val_size) -> None:
     with pytest.raises(MnistlabError, match="val_size"):
         train_val_split(mnist.x_train, mnist.y_train, val_size=val_size)

@@ -91,6 +91,37 @@ def test_keep_last_saves_the_final_epochs_weights_not_the_best(mnist, tmp_path):
 
 
 @pytest.mark.slow
+def test_val_size_zero_trains_on_every_image_and_keeps_the_last_epoch(mnist, tmp_path):
+    """No validation split: all 60,000 images train, nothing stops early, the last
+    epoch's weights are saved, and the report draws training curves alone."""
+    import keras
+
+    from mnistlab.evaluate import calibrate, evaluate
+    from mnistlab.report import write_report
+
+    config = make_config(
+        "fnn", params={"hidden": (128, 64)}, epochs=2, patience=1, keep="last", val_size=0
+    )
+    run = train(config, runs_dir=tmp_path, dataset=mnist, verbose=0)
+    state = run.state()
+    assert state["epochs_run"] == 2 and state["kept_epoch"] == 2
+    assert state.get("best_epoch") is None and state.get("best_val_accuracy") is None
+    rows = history_of(run, ("accuracy", "val_accuracy"))
+    assert all(np.isnan(float(row["val_accuracy"])) for row in rows)
+    assert float(rows[-1]["accuracy"]) > 0.9
+    # Optimiser steps for 60,000 images an epoch, not 55,000.
+    model = keras.saving.load_model(run.model_path)
+    assert int(model.optimizer.iterations) == 2 * -(-60000 // config.batch_size)
+    assert np.mean(model.predict(to_float(mnist.x_test[:2000]), verbose=0).argmax(1)
+                   == mnist.y_test[:2000]) > 0.9  # fmt: skip
+    evaluate(run, dataset=mnist)
+    report = write_report(run, dataset=mnist)
+    assert "no validation split" in report.read_text()
+    with pytest.raises(MnistlabError, match="val_size 0"):  # nothing held out to fit T on
+        calibrate(run, dataset=mnist)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [spec.name for spec in list_models()])
 def test_every_registered_model_learns_from_a_few_real_steps(mnist, name):
     """A few hundred real optimiser steps on every model lift accuracy far above chance.

@@ -169,7 +169,12 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--label-smoothing", type=float, default=None)
 @click.option("--weight-decay", type=float, default=None, help="AdamW weight decay.")
 @click.option("--augment", type=float, default=None, help="Augmentation strength, 0 = off.")
-@click.option("--val-size", type=int, default=None, help="Validation images (default 5000).")
+@click.option(
+    "--val-size",
+    type=int,
+    default=None,
+    help="Validation images (default 5000); 0 trains on all 60,000 (needs --keep last).",
+)
 @click.option(
     "--deterministic",
     is_flag=True,
@@ -236,9 +241,13 @@ def train(
     # which holds the resume command, and exits 130.
     run = run_training(config, runs_dir=runs_dir, idx_dir=idx_dir, resume=resume_run)
     state = run.state()
+    if state.get("best_val_accuracy") is None:  # val_size 0
+        best = "no validation set, kept the last epoch"
+    else:
+        best = f"best val_accuracy {state['best_val_accuracy']:.4f} (epoch {state['best_epoch']})"
     click.echo(
         f"finished {run.path}: {state['epochs_run']} epochs in {state['train_seconds']:.1f} s, "
-        f"best val_accuracy {state['best_val_accuracy']:.4f} (epoch {state['best_epoch']})"
+        f"{best}"
     )
     click.echo(f"next: mnistlab evaluate {run.path}")
 

@@ -49,7 +49,9 @@ class TrainConfig:
     keep : which weights the run keeps: ``"best"`` (the epoch with the highest
         validation accuracy, restored at the end) or ``"last"`` (the final
         epoch's: for a schedule that anneals to 0, the end of the schedule).
-    val_size : images held out of the 60,000 training images (stratified).
+    val_size : images held out of the 60,000 training images (stratified); 0
+        trains on all of them, with no validation set and so no early stopping
+        (needs ``keep="last"``).
     augment : strength of random affine augmentation, 0 = off (rotation in
         units of a full turn times 0.05, shift/zoom fraction times 0.1).
     deterministic : turn on TensorFlow op determinism (slower, bit-identical).
@@ -85,7 +87,12 @@ class TrainConfig:
         _check(self.schedule in SCHEDULES, "schedule", self.schedule, " | ".join(SCHEDULES))
         _check(self.patience >= 1, "patience", self.patience, "an integer >= 1")
         _check(self.keep in KEEP, "keep", self.keep, " | ".join(KEEP))
-        _check(0 < self.val_size < 60000, "val_size", self.val_size, "between 1 and 59999")
+        _check(0 <= self.val_size < 60000, "val_size", self.val_size, "between 0 and 59999")
+        if self.val_size == 0 and self.keep != "last":
+            raise MnistlabError(
+                "val_size=0 trains on all 60,000 training images and leaves no validation "
+                "images to pick the best epoch by: also pass keep='last' (--keep last)"
+            )
         _check(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing, "in [0, 1)")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
         _check(self.augment >= 0, "augment", self.augment, "a number >= 0")

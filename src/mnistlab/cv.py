@@ -194,8 +194,8 @@ def _run_fold(
         "macro_f1": metrics["macro_avg"]["f1"],
         "loss": metrics["test_loss"],
         "epochs_run": state["epochs_run"],
-        "best_epoch": state["best_epoch"],
-        "best_val_accuracy": state["best_val_accuracy"],
+        "best_epoch": state.get("best_epoch"),
+        "best_val_accuracy": state.get("best_val_accuracy"),
         "train_seconds": state["train_seconds"],
         "heldout_class_counts": np.bincount(y[heldout_index], minlength=k).tolist(),
         # Indices into the dataset's training images (not into a subset), so a fold

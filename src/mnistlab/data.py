@@ -425,7 +425,8 @@ def train_val_split(
     y : np.ndarray
         Labels (N,); the split keeps their class proportions.
     val_size : int or float
-        Number of validation samples, or a fraction in (0, 1).
+        Number of validation samples, or a fraction in (0, 1); 0 keeps every
+        sample for training and returns an empty validation set.
     seed : int
         Same seed, same split.
 
@@ -449,7 +450,7 @@ def train_val_split(
     n = len(y)
     if isinstance(val_size, numbers.Integral) and not isinstance(val_size, bool):
         val_size = int(val_size)
-        valid = 0 < val_size < n
+        valid = 0 <= val_size < n
     elif isinstance(val_size, numbers.Real) and not isinstance(val_size, bool):
         val_size = float(val_size)
         valid = 0.0 < val_size < 1.0
@@ -457,9 +458,11 @@ def train_val_split(
         valid = False
     if not valid:
         raise MnistlabError(
-            f"val_size={val_size!r} is invalid: give a count between 1 and {n - 1} "
+            f"val_size={val_size!r} is invalid: give a count between 0 and {n - 1} "
             "or a fraction between 0 and 1"
         )
+    if val_size == 0:
+        return x, y, x[:0], y[:0]
     # Imported here: scikit-learn takes ~1 s to import and only splitting needs it.
     from sklearn.model_selection import train_test_split
 

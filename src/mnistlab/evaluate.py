@@ -326,6 +326,12 @@ def calibrate(
             "calibrate a run made by 'mnistlab train'"
         )
 
+    if config.val_size == 0:
+        raise MnistlabError(
+            f"run {run.name} trained on all training images (val_size 0), so no held-out "
+            "validation split is left to fit a temperature on; calibrate a run trained "
+            "with a validation split (the default --val-size 5000)"
+        )
     # The same split train() made: same images, same seed.
     _, _, x_val, y_val = train_val_split(
         dataset.x_train, dataset.y_train, val_size=config.val_size, seed=config.seed

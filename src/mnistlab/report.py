@@ -215,7 +215,8 @@ def plot_history(history_csv_path: str | Path, path: str | Path) -> Path:
     Returns
     -------
     ``path`` as a Path. A dotted line marks the epoch with the best validation
-    accuracy, whose weights the run kept.
+    accuracy (a run with ``keep="best"`` kept its weights). A run trained
+    without a validation set (``val_size=0``) has training curves alone.
     """
     try:
         history = pd.read_csv(history_csv_path)
@@ -229,29 +230,31 @@ def plot_history(history_csv_path: str | Path, path: str | Path) -> Path:
             f"training history {history_csv_path} has no rows or lacks columns {missing}; "
             "it should come from 'mnistlab train'"
         )
-    best = history.loc[history["val_accuracy"].idxmax()]
+    validated = history["val_accuracy"].notna().any()
+    best = history.loc[history["val_accuracy"].idxmax()] if validated else None
     with _style():
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
         for ax, metric, title in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
             ax.plot(
                 history["epoch"], history[metric], "o-", color=TRAIN_COLOR, ms=4, label="training"
             )
-            ax.plot(
-                history["epoch"],
-                history[f"val_{metric}"],
-                "o-",
-                color=VAL_COLOR,
-                ms=4,
-                label="validation",
-            )
-            ax.axvline(
-                best["epoch"],
-                color="grey",
-                ls=":",
-                lw=1.2,
-                label=f"best epoch ({int(best['epoch'])})",
-            )
-            ax.set_title(title)
+            if best is not None:
+                ax.plot(
+                    history["epoch"],
+                    history[f"val_{metric}"],
+                    "o-",
+                    color=VAL_COLOR,
+                    ms=4,
+                    label="validation",
+                )
+                ax.axvline(
+                    best["epoch"],
+                    color="grey",
+                    ls=":",
+                    lw=1.2,
+                    label=f"best epoch ({int(best['epoch'])})",
+                )
+            ax.set_title(title if best is not None else f"{title} (no validation set)")
             ax.set_xlabel("epoch")
             # Whole epochs only; the half-epoch margins keep a one-epoch run from
             # collapsing the axis to a sliver with fractional ticks.
@@ -639,14 +642,26 @@ def write_figures(run: RunDir, metrics: Mapping[str, Any], dataset: Dataset) -> 
 
 def figure_sections(figures: Mapping[str, Path], state: Mapping[str, Any]) -> list[Section]:
     """The sections that show the standard figures, with captions that say how to read them."""
-    best = state.get("best_epoch")
-    best_text = f" (epoch {best})" if best is not None else ""
-    caption = (
-        "Loss and accuracy per epoch on the training batches and the held-out "
-        "validation split. Training numbers are averaged over each epoch with dropout "
-        "and augmentation active, so they can sit below validation. The dotted line marks "
-        f"the best validation accuracy{best_text}: the saved model has those weights."
-    )
+    best, kept = state.get("best_epoch"), state.get("kept_epoch")
+    if best is None and kept is not None:  # val_size 0
+        caption = (
+            "Loss and accuracy per epoch on the training batches, averaged over each epoch "
+            "with dropout and augmentation active. The run trained on all training images, with "
+            f"no validation split; the saved model has the last epoch's weights (epoch {kept})."
+        )
+    else:
+        best_text = f" (epoch {best})" if best is not None else ""
+        kept_text = (
+            "the saved model has those weights"
+            if kept is None or kept == best
+            else f"the saved model has the last epoch's weights (epoch {kept})"
+        )
+        caption = (
+            "Loss and accuracy per epoch on the training batches and the held-out "
+            "validation split. Training numbers are averaged over each epoch with dropout "
+            "and augmentation active, so they can sit below validation. The dotted line marks "
+            f"the best validation accuracy{best_text}; {kept_text}."
+        )
     history = (
         [Section("Training history", figure_html(figures["history"], caption))]
         if "history" in figures

@@ -204,15 +204,18 @@ def _train_locked(
             ) from err
         raise
 
-    best = int(np.argmax([row[MONITOR] for row in rows])) if rows else 0
+    scores = [row[MONITOR] for row in rows]
+    validated = [score for score in scores if not math.isnan(score)]
+    # None without a validation set (val_size=0): no epoch was the best, the last is kept.
+    best_epoch = scores.index(max(validated)) + 1 if validated else None
     run.write_state(
         state="finished",
         finished=time.time(),
         train_seconds=round(train_seconds, 3),
         epochs_run=len(rows),
-        best_epoch=best + 1,
-        best_val_accuracy=float(rows[best][MONITOR]) if rows else float("nan"),
-        kept_epoch=(best + 1) if config.keep == "best" else len(rows),
+        best_epoch=best_epoch,
+        best_val_accuracy=max(validated) if validated else None,
+        kept_epoch=best_epoch if config.keep == "best" and best_epoch else len(rows),
         params_count=int(model.count_params()),
         data_source=data.source,
         error=None,  # a failure that was resumed from is over
@@ -264,7 +267,8 @@ def _fit(
     if point.epoch < config.epochs and not point.stopped:
         with _deferred_sigint(interrupt):
             train_ds = make_pipeline(x_tr, y_tr, config, training=True, initial_epoch=point.epoch)
-            val_ds = make_pipeline(x_val, y_val, config, training=False)
+            # val_size=0: no validation set, so no val_* metrics and no early stopping.
+            val_ds = make_pipeline(x_val, y_val, config, training=False) if len(y_val) else None
             committer.session_started = time.perf_counter()
             model.fit(
                 train_ds,
@@ -764,7 +768,9 @@ class EarlyStopper(keras.callbacks.Callback):
         self.best_weights: list[np.ndarray] | None = None  # set by train() when resuming
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        value = float((logs or {}).get(MONITOR, float("nan")))
+        if MONITOR not in (logs or {}):
+            return  # no validation set (val_size=0): nothing to stop on
+        value = float((logs or {})[MONITOR])
         if value > self.best:
             self.best, self.best_epoch, self.wait = value, epoch + 1, 0
             self.best_weights = self.model.get_weights()
