@@ -71,7 +71,16 @@ def test_test_time_shifts_move_one_pixel_and_fill_black():
 @pytest.mark.parametrize("name", sorted(screen.VARIANTS))
 def test_every_variant_builds_a_ten_class_softmax(name):
     builder, changes = screen.VARIANTS[name]
-    read_by_run_job = {"width", "dense", "elastic", "anneal", "wd", "deskew", "widthnorm"}
+    read_by_run_job = {
+        "width",
+        "dense",
+        "elastic",
+        "anneal",
+        "wd",
+        "deskew",
+        "widthnorm",
+        "n_train",
+    }
     assert set(changes) <= set(screen.BASE) | read_by_run_job
     model = builder({**screen.BASE, **changes})
     probs = np.asarray(model(np.zeros((2, 28, 28, 1), np.float32), training=False))
