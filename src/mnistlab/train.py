@@ -768,9 +768,10 @@ class EarlyStopper(keras.callbacks.Callback):
         self.best_weights: list[np.ndarray] | None = None  # set by train() when resuming
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if MONITOR not in (logs or {}):
+        logs = logs or {}
+        if MONITOR not in logs:
             return  # no validation set (val_size=0): nothing to stop on
-        value = float((logs or {})[MONITOR])
+        value = float(logs[MONITOR])
         if value > self.best:
             self.best, self.best_epoch, self.wait = value, epoch + 1, 0
             self.best_weights = self.model.get_weights()
