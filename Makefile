@@ -24,16 +24,16 @@ run: $(VENV)/.installed
 	$(PY) -m mnistlab report $(RUNS)/latest
 
 test: $(VENV)/.installed
-	$(PY) -m ruff check src tests
+	$(PY) -m ruff check src tests tools notebooks
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check src tests
-	$(PY) -m ruff format --check src tests
+	$(PY) -m ruff check src tests tools notebooks
+	$(PY) -m ruff format --check src tests tools
 
 format: $(VENV)/.installed
-	$(PY) -m ruff format src tests
-	$(PY) -m ruff check --fix src tests
+	$(PY) -m ruff format src tests tools
+	$(PY) -m ruff check --fix src tests tools notebooks
 
 # The walkthrough notebook in JupyterLab. JupyterLab (the `notebook` extra) is installed
 # into .venv the first time; the kernel spec points at .venv's Python and is found first.
