@@ -1,6 +1,10 @@
 """tools/screen_variants.py: its jobs train like ``mnistlab train``, on one shared split."""
 
+import base64
 import importlib.util
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +125,81 @@ def test_bn_recalibration_sets_the_statistics_the_layers_see_at_inference():
         seen = seen.reshape(-1, seen.shape[-1]).astype(np.float64)
         np.testing.assert_allclose(np.asarray(layer.moving_mean), seen.mean(0), rtol=1e-4)
         np.testing.assert_allclose(np.asarray(layer.moving_variance), seen.var(0), rtol=1e-3)
+
+
+SPEC_ENS = importlib.util.spec_from_file_location(
+    "ensemble_screen", Path(__file__).parents[1] / "tools" / "ensemble_screen.py"
+)
+ens = importlib.util.module_from_spec(SPEC_ENS)
+SPEC_ENS.loader.exec_module(ens)
+
+
+def _one_hot_probs(labels, confidence):
+    """Probabilities that put ``confidence`` on each label and share the rest."""
+    p = np.full((len(labels), 10), (1 - confidence) / 9)
+    p[np.arange(len(labels)), labels] = confidence
+    return p
+
+
+def test_ensemble_rules_fix_errors_the_members_do_not_share():
+    y = np.arange(6) % 10
+    members = []
+    for wrong in range(3):  # each member misreads one image of its own, as a 9 or an 8
+        answer = y.copy()
+        answer[wrong] = 9 - wrong
+        members.append(_one_hot_probs(answer, 0.9))
+    stack = np.stack(members)
+    assert [ens.errors(m, y) for m in members] == [1, 1, 1]
+    for name, rule in ens.RULES.items():
+        assert ens.errors(rule(stack), y) == 0, name
+
+
+def test_mean_and_vote_differ_on_one_confident_dissenter():
+    y = np.array([3])
+    stack = np.stack(
+        [_one_hot_probs([3], 0.4), _one_hot_probs([3], 0.4), _one_hot_probs([5], 0.999)]
+    )
+    assert ens.errors(ens.RULES["mean"](stack), y) == 1  # 0.999 outweighs two 0.4s
+    assert ens.errors(ens.RULES["vote"](stack), y) == 0  # two answers against one
+
+
+def test_screen_results_are_read_as_run_job_writes_them(tmp_path):
+    rng = np.random.default_rng(0)
+    probs = {job: rng.dirichlet(np.ones(10), 7) for job in ("ep30:1", "ep30:2", "dsk:1")}
+    path = tmp_path / "screen.jsonl"
+    with open(path, "w") as f:
+        for job, p in probs.items():
+            text = base64.b64encode(p.astype("float16").tobytes()).decode()
+            f.write(json.dumps({"job": job, "variant": job.split(":")[0], "probs": text}) + "\n")
+    jobs = ens.load_jobs([str(path), str(path)])  # a file read twice adds no jobs
+    assert {v: sorted(j) for v, j in jobs.items()} == {
+        "ep30": ["ep30:1", "ep30:2"],
+        "dsk": ["dsk:1"],
+    }
+    np.testing.assert_allclose(jobs["dsk"]["dsk:1"], probs["dsk:1"], atol=1e-3)
+
+    stack = ens.draw(jobs, ens.parse_members("ep30:2,dsk:1"), np.random.default_rng(1))
+    assert stack.shape == (3, 7, 10)
+    drawn = {tuple(stack[i, 0]) for i in range(2)}  # the two ep30 members are distinct jobs
+    assert drawn == {tuple(jobs["ep30"][j][0]) for j in ("ep30:1", "ep30:2")}
+
+
+@pytest.mark.parametrize(
+    "spec, says",
+    [
+        ("ep30", "VARIANT:COUNT"),
+        ("ep30:0", "VARIANT:COUNT"),
+        (":3", "VARIANT:COUNT"),
+        ("ep30:1,dsk", "VARIANT:COUNT"),
+        ("ep30:1", "ep30 has 0 jobs in these files, not 1"),
+    ],
+)
+def test_a_bad_member_spec_is_a_one_line_error(tmp_path, spec, says):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("")
+    tool = Path(__file__).parents[1] / "tools" / "ensemble_screen.py"
+    done = subprocess.run(
+        [sys.executable, str(tool), str(path), "--members", spec], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert says in done.stderr and "Traceback" not in done.stderr
