@@ -192,14 +192,33 @@ def test_screen_results_are_read_as_run_job_writes_them(tmp_path):
         (":3", "VARIANT:COUNT"),
         ("ep30:1,dsk", "VARIANT:COUNT"),
         ("ep30:1", "ep30 has 0 jobs in these files, not 1"),
+        ("ep30:1 --draws 0", "'0' is not a whole number of at least 1"),
+        ("ep30:1 --svm-weights 0.1,x", "give weights between 0 and 1"),
     ],
 )
-def test_a_bad_member_spec_is_a_one_line_error(tmp_path, spec, says):
+def test_bad_arguments_are_a_one_line_error(tmp_path, spec, says):
     path = tmp_path / "empty.jsonl"
     path.write_text("")
     tool = Path(__file__).parents[1] / "tools" / "ensemble_screen.py"
     done = subprocess.run(
-        [sys.executable, str(tool), str(path), "--members", spec], capture_output=True, text=True
+        [sys.executable, str(tool), str(path), "--members", *spec.split()],
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 2
     assert says in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_file_that_is_not_screen_results_is_a_one_line_error(tmp_path):
+    path = tmp_path / "other.jsonl"
+    path.write_text('{"accuracy": 0.99}\n')
+    tool = Path(__file__).parents[1] / "tools" / "ensemble_screen.py"
+    for given in (path, tmp_path / "missing.jsonl"):
+        done = subprocess.run(
+            [sys.executable, str(tool), str(given), "--members", "ep30:1"],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 2
+        assert "cannot read the screen results" in done.stderr
+        assert "Traceback" not in done.stderr

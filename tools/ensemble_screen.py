@@ -98,13 +98,9 @@ def errors(scores: np.ndarray, y: np.ndarray) -> int:
     return int((scores.argmax(1) != y).sum())
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
-
-
 def svm_probabilities() -> np.ndarray:
     """Softmax of a deskewed-PCA RBF SVM's decision values on the split's validation images."""
+    from scipy.special import softmax
     from sklearn.decomposition import PCA
     from sklearn.svm import SVC
 
@@ -117,7 +113,23 @@ def svm_probabilities() -> np.ndarray:
     train, val = split(ds.y_train)
     pca = PCA(60, random_state=0).fit(x[train])
     svm = SVC(C=30, gamma="scale").fit(pca.transform(x[train]), ds.y_train[train])
-    return softmax(svm.decision_function(pca.transform(x[val])))
+    return softmax(svm.decision_function(pca.transform(x[val])), axis=1)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _weights(text: str) -> list[float]:
+    try:
+        weights = [float(t) for t in text.split(",")]
+    except ValueError:
+        weights = []
+    if not weights or not all(0 < w < 1 for w in weights):
+        raise argparse.ArgumentTypeError(f"{text!r}: give weights between 0 and 1, e.g. 0.05,0.1")
+    return weights
 
 
 def main() -> None:
@@ -126,11 +138,14 @@ def main() -> None:
     parser.add_argument(
         "--members", action="append", required=True, help="VARIANT:COUNT[,VARIANT:COUNT...]"
     )
-    parser.add_argument("--draws", type=int, default=500, help="random ensembles per line")
+    parser.add_argument("--draws", type=_count, default=500, help="random ensembles per line")
     parser.add_argument("--svm", action="store_true", help="also mix in an RBF SVM member")
-    parser.add_argument("--svm-weights", default="0.05,0.1,0.2,0.3")
+    parser.add_argument("--svm-weights", type=_weights, default="0.05,0.1,0.2,0.3")
     args = parser.parse_args()
-    jobs = load_jobs(args.files)
+    try:
+        jobs = load_jobs(args.files)
+    except (OSError, ValueError, KeyError) as e:
+        parser.error(f"cannot read the screen results ({e}): give files that screen_variants wrote")
     try:
         specs = [(m, parse_members(m)) for m in args.members]
     except ValueError as e:
@@ -155,7 +170,7 @@ def main() -> None:
             f" of all {sum(map(len, jobs.values()))} jobs averaged, it makes"
             f" {(wrong & (svm.argmax(1) != y_val)).sum()}"
         )
-        for w in (float(t) for t in args.svm_weights.split(",")):
+        for w in args.svm_weights:
             extra[f"mean + svm {w:g}"] = w
     print(f"{'members':<24} {'rule':<16} mean errors  10th-90th percentile  ({args.draws} draws)")
     for spec, members in specs:
