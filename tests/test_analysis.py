@@ -17,6 +17,7 @@ from mnistlab.analysis import (
     expected_calibration_error,
     fit_temperature,
     load_calibration,
+    member_overlap,
     negative_log_likelihood,
     per_class_accuracy,
     pr_curves,
@@ -237,6 +238,35 @@ def test_confused_pairs_count_both_directions_and_sort_by_errors():
     ]
     assert result[0]["share"] == pytest.approx(4 / 7)
     assert len(confused_pairs(np.array(pairs_true), probs, top=1)) == 1
+
+
+def test_member_overlap_counts_shared_errors_and_what_averaging_fixed():
+    # Five images of class 0 or 1, three members; "1" marks a member wrong on that image.
+    y = np.array([0, 0, 1, 1, 0])
+    wrong = np.array(
+        [
+            [1, 1, 0, 0, 0],  # member 0: wrong on images 0 and 1
+            [1, 0, 1, 0, 0],  # member 1: wrong on images 0 and 2
+            [1, 1, 0, 0, 1],  # member 2: wrong on images 0, 1 and 4
+        ]
+    )
+    members = [np.where(w[:, None] == 1, 1 - np.eye(2)[y], np.eye(2)[y]) * 0.8 + 0.1 for w in wrong]
+    # The ensemble: wrong on image 0 (every member is) and image 1 (two of three are).
+    ensemble = np.eye(2)[np.where([1, 1, 0, 0, 0], 1 - y, y)] * 0.8 + 0.1
+    o = member_overlap(y, members, ensemble)
+    assert o["n_members"] == 3
+    assert o["n_errors"] == [2, 2, 3]
+    assert o["accuracy"] == pytest.approx([0.6, 0.6, 0.4])
+    assert o["mean_member_errors"] == pytest.approx(7 / 3)
+    assert (o["wrong_in_all"], o["wrong_in_majority"], o["wrong_in_any"]) == (1, 2, 4)
+    # Right on images 2 and 4, which one member each gets wrong; wrong on image 1,
+    # which member 1 gets right.
+    assert (o["fixed"], o["missed"]) == (2, 1)
+    json.dumps(o)
+    with pytest.raises(MnistlabError, match="member 1 has probabilities of shape"):
+        member_overlap(y, [members[0], members[1][:3]], ensemble)
+    with pytest.raises(MnistlabError, match="member_probs is empty"):
+        member_overlap(y, [], ensemble)
 
 
 def test_per_class_accuracy_is_the_recall_of_each_class(noisy_case):

@@ -6,7 +6,8 @@ import pytest
 from mnistlab.config import make_config
 from mnistlab.ensemble import ensemble
 from mnistlab.errors import MnistlabError
-from mnistlab.evaluate import evaluate, load_predictions
+from mnistlab.evaluate import evaluate, format_metrics, load_predictions
+from mnistlab.report import write_report
 from mnistlab.runs import RunDir
 from mnistlab.train import train
 
@@ -34,6 +35,23 @@ def test_ensemble_averages_member_probabilities_and_evaluates_like_a_run(members
         float(np.mean(probs.argmax(1) == mnist.y_test))
     )
     assert run.config().params["members"] == [str(m.path) for m in members]
+
+    # The evaluation also scores each member, in the same pass: the numbers each
+    # member's own evaluation gave, and how their errors overlap.
+    recorded = metrics["members"]
+    assert recorded["runs"] == [str(m.path) for m in members]
+    assert recorded["n_errors"] == [m.metrics()["n_errors"] for m in members]
+    wrong = np.stack([p.argmax(1) != mnist.y_test for p in member_probs])
+    assert recorded["wrong_in_all"] == int(wrong.all(axis=0).sum())
+    assert recorded["wrong_in_any"] == int(wrong.any(axis=0).sum())
+    assert recorded["wrong_in_all"] < min(recorded["n_errors"]) <= recorded["wrong_in_any"]
+    ensemble_wrong = probs.argmax(1) != mnist.y_test
+    assert recorded["fixed"] == int((~ensemble_wrong & wrong.any(axis=0)).sum())
+    assert f"members        2 runs with {recorded['n_errors'][0]:,}, " in format_metrics(metrics)
+    page = write_report(run, dataset=mnist).read_text()
+    assert "Ensemble members" in page and members[1].path.name in page
+    # An ordinary run has no members section.
+    assert "members" not in members[0].metrics()
 
 
 def test_an_ensemble_needs_two_finished_runs(members, tmp_path):

@@ -8,7 +8,7 @@ no plots, so ``evaluate`` can put the numbers in ``metrics.json`` and
     ranking      roc_auc, average_precision, roc_curves, pr_curves (one-vs-rest)
     calibration  reliability, expected_calibration_error, negative_log_likelihood,
                  fit_temperature, apply_temperature
-    errors       ranked_mistakes, confused_pairs, per_class_accuracy
+    errors       ranked_mistakes, confused_pairs, per_class_accuracy, member_overlap (ensembles)
     metrics.json analysis_metrics (all the scalar numbers above in one dict)
 
 Calibration file
@@ -42,6 +42,7 @@ Temperature scaling divides every logit by the same T, so the predicted class
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -554,6 +555,70 @@ def confused_pairs(
     for p in pairs:
         p["share"] = float(p["share"])
     return pairs if top is None else pairs[:top]
+
+
+def member_overlap(
+    y_true: np.ndarray, member_probs: Sequence[np.ndarray], probs: np.ndarray
+) -> dict[str, Any]:
+    """How an ensemble's members err together, and what averaging made of it.
+
+    Averaging can only fix an image that enough members get right: the images
+    wrong in every member are (nearly) out of its reach, and the more of each
+    member's errors are shared, the less an ensemble gains on its members.
+
+    Parameters
+    ----------
+    y_true : int array (N,), labels in ``0 .. K-1``.
+    member_probs : M >= 1 float arrays (N, K), each member's probabilities.
+    probs : float array (N, K), the ensemble's probabilities.
+
+    Returns
+    -------
+    Plain JSON values: ``n_members``; per member, in the order given,
+    ``accuracy`` and ``n_errors``; ``mean_member_errors``; ``wrong_in_all``,
+    ``wrong_in_majority`` (more than half of the members) and ``wrong_in_any``
+    (image counts); ``fixed`` (images the ensemble gets right and at least one
+    member wrong) and ``missed`` (images the ensemble gets wrong and at least
+    one member right).
+
+    Examples
+    --------
+    >>> y = [0, 0, 1]
+    >>> a = [[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]]   # wrong on image 1
+    >>> b = [[0.6, 0.4], [0.7, 0.3], [0.6, 0.4]]   # wrong on image 2
+    >>> mean = [[0.75, 0.25], [0.55, 0.45], [0.4, 0.6]]
+    >>> o = member_overlap(y, [a, b], mean)
+    >>> o["n_errors"], o["wrong_in_all"], o["wrong_in_any"], o["fixed"], o["missed"]
+    ([1, 1], 0, 2, 2, 0)
+    """
+    y_true, probs = check_probs(y_true, probs)
+    if len(member_probs) < 1:
+        raise MnistlabError("member_probs is empty; give each member's probabilities")
+    wrong = []
+    for i, member in enumerate(member_probs):
+        member = np.asarray(member)
+        if member.shape != probs.shape:
+            raise MnistlabError(
+                f"member {i} has probabilities of shape {member.shape}; "
+                f"the ensemble's are {probs.shape}"
+            )
+        wrong.append(check_probs(y_true, member)[1].argmax(axis=1) != y_true)
+    wrong_by_member = np.stack(wrong)  # (M, N)
+    n_wrong = wrong_by_member.sum(axis=0)  # members wrong on each image
+    m, n = wrong_by_member.shape
+    ensemble_wrong = probs.argmax(axis=1) != y_true
+    errors = [int(w.sum()) for w in wrong_by_member]
+    return {
+        "n_members": m,
+        "accuracy": [1.0 - e / n for e in errors],
+        "n_errors": errors,
+        "mean_member_errors": float(np.mean(errors)),
+        "wrong_in_all": int(np.sum(n_wrong == m)),
+        "wrong_in_majority": int(np.sum(2 * n_wrong > m)),
+        "wrong_in_any": int(np.sum(n_wrong > 0)),
+        "fixed": int(np.sum(~ensemble_wrong & (n_wrong > 0))),
+        "missed": int(np.sum(ensemble_wrong & (n_wrong < m))),
+    }
 
 
 def per_class_accuracy(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:

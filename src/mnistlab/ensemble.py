@@ -17,6 +17,7 @@ from pathlib import Path
 from mnistlab import files
 from mnistlab.config import TrainConfig
 from mnistlab.errors import MnistlabError
+from mnistlab.evaluate import ENSEMBLE_AVERAGE_LAYER
 from mnistlab.models import load_saved_model
 from mnistlab.runs import RunDir
 
@@ -63,7 +64,7 @@ def ensemble(
         # Nested models need distinct names to be saved together.
         wrapped = keras.Model(model.inputs[0], model.outputs[0], name=f"member_{i}_{model.name}")
         outputs.append(wrapped(inputs))
-    probs = keras.layers.Average(name="mean_probability")(outputs)
+    probs = keras.layers.Average(name=ENSEMBLE_AVERAGE_LAYER)(outputs)
     combined = keras.Model(inputs, probs, name="ensemble")
 
     base = configs[0]

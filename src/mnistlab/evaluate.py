@@ -36,6 +36,7 @@ from mnistlab.analysis import (
     apply_temperature,
     expected_calibration_error,
     fit_temperature,
+    member_overlap,
     negative_log_likelihood,
 )
 from mnistlab.data import Dataset, load_dataset, to_float, train_val_split
@@ -44,6 +45,9 @@ from mnistlab.models import load_saved_model
 from mnistlab.runs import RunDir
 
 PREDICTIONS_FILE = "predictions.npz"
+
+# The layer of an ensemble's model (mnistlab.ensemble) that averages its members' outputs.
+ENSEMBLE_AVERAGE_LAYER = "mean_probability"
 
 # EPSILON (from analysis, shared with calibration): probabilities are clipped to
 # [EPSILON, 1] before the log, as Keras's cross-entropy does, so one confident
@@ -217,12 +221,15 @@ def evaluate(
     dataset = run_dataset(run, dataset)
 
     model = load_saved_model(run.model_path, hint="retrain the run")
+    # An ensemble's model also yields its members' probabilities, in the same pass.
+    predictor = _with_member_outputs(model)
 
     started = time.perf_counter()
     # float32 (N, 28, 28, 1) in [0, 1] -> softmax probabilities (N, 10)
-    probs = model.predict(to_float(dataset.x_test), batch_size=batch_size, verbose=0)
+    outputs = predictor.predict(to_float(dataset.x_test), batch_size=batch_size, verbose=0)
     eval_seconds = time.perf_counter() - started
-    probs = np.asarray(probs, dtype=np.float32)
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    probs = np.asarray(outputs[-1], dtype=np.float32)
 
     metrics = metrics_from_probs(dataset.y_test, probs, dataset.class_names)
     state = run.state()
@@ -235,12 +242,33 @@ def evaluate(
         "train_seconds": state.get("train_seconds"),
         "params_count": int(state.get("params_count") or model.count_params()),
     }
+    if len(outputs) > 1:
+        member_runs = config.params.get("members") or [None] * (len(outputs) - 1)
+        metrics["members"] = {
+            "runs": list(member_runs),
+            **member_overlap(dataset.y_test, outputs[:-1], probs),
+        }
 
     # Predictions first, metrics.json last: metrics.json marks a complete evaluation.
     with files.atomic_path(predictions_path(run), suffix=".npz") as tmp:
         np.savez_compressed(tmp, probs=probs, y_true=np.asarray(dataset.y_test, dtype=np.uint8))
     files.write_json(run.metrics_path, metrics)
     return metrics
+
+
+def _with_member_outputs(model: Any) -> Any:
+    """For an ensemble (:mod:`mnistlab.ensemble`): a model that outputs each
+    member's probabilities and then the ensemble's; any other model as it is."""
+    import keras
+
+    try:
+        average = model.get_layer(ENSEMBLE_AVERAGE_LAYER)
+    except ValueError:
+        return model
+    members = average.input
+    if not isinstance(members, list) or average.output is not model.outputs[0]:
+        return model
+    return keras.Model(model.inputs, [*members, model.outputs[0]])
 
 
 def predictions_path(run: RunDir) -> Path:
@@ -439,6 +467,8 @@ def format_metrics(metrics: dict[str, Any]) -> str:
             f"ECE            {metrics['ece']:.4f}  "
             f"({metrics.get('ece_bins', N_BINS)} equal-width confidence bins)"
         )
+    if isinstance(metrics.get("members"), dict):
+        lines += format_members(metrics["members"], metrics["n_errors"])
     lines.append("")
 
     # Per-class table, scikit-learn's classification_report layout.
@@ -460,6 +490,20 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     lines.append("")
     lines += _format_confusion(metrics["confusion_matrix"], names)
     return "\n".join(lines)
+
+
+def format_members(members: dict[str, Any], ensemble_errors: int) -> list[str]:
+    """Two lines on an ensemble's members (``metrics["members"]``, from
+    :func:`mnistlab.analysis.member_overlap`): their errors, and how they overlap."""
+    errors = ", ".join(f"{e:,}" for e in members["n_errors"])
+    return [
+        f"members        {members['n_members']} runs with {errors} errors "
+        f"(mean {members['mean_member_errors']:.1f}); the ensemble {ensemble_errors:,}",
+        f"               images wrong in every member {members['wrong_in_all']:,}, "
+        f"in a majority {members['wrong_in_majority']:,}, in at least one "
+        f"{members['wrong_in_any']:,}; "
+        f"averaging fixed {members['fixed']:,} and missed {members['missed']:,}",
+    ]
 
 
 def _num(value: float | None) -> str:

@@ -621,6 +621,43 @@ def per_class_section(metrics: Mapping[str, Any]) -> Section:
     return Section("Per-class metrics", table + note)
 
 
+def members_section(metrics: Mapping[str, Any]) -> Section | None:
+    """An ensemble's members: each one's test accuracy, and how their errors overlap.
+
+    None for a run that is not an ensemble (or was evaluated before members were recorded).
+    """
+    members = metrics.get("members")
+    if not isinstance(members, Mapping):
+        return None
+    runs = members.get("runs") or [None] * members["n_members"]
+    rows = [
+        (i + 1, Path(r).name if r else "-", f"{acc:.2%}", f"{err:,}")
+        for i, (r, acc, err) in enumerate(
+            zip(runs, members["accuracy"], members["n_errors"], strict=True)
+        )
+    ]
+    foot = [
+        ("", "the ensemble", f"{metrics['test_accuracy']:.2%}", f"{metrics['n_errors']:,}"),
+    ]
+    table = html_table(
+        ["member", "run", "test accuracy", "errors"],
+        rows,
+        foot=foot,
+        numeric=[True, False, True, True],
+    )
+    note = paragraph(
+        f"Of the {metrics['n_test']:,} test images, {members['wrong_in_all']:,} are wrong in every "
+        f"member, {members['wrong_in_majority']:,} in a majority of them and "
+        f"{members['wrong_in_any']:,} in at least one. Averaging the probabilities got "
+        f"{members['fixed']:,} images right that some member gets wrong, and "
+        f"{members['missed']:,} wrong that some member gets right. Images wrong in every "
+        "member are beyond the reach of averaging: members that share their mistakes make an "
+        "ensemble little better than they are.",
+        "note",
+    )
+    return Section("Ensemble members", table + note)
+
+
 def write_figures(run: RunDir, metrics: Mapping[str, Any], dataset: Dataset) -> dict[str, Path]:
     """Write the four standard figures to ``run.figures_dir``; return them by name."""
     out = run.figures_dir
@@ -1214,6 +1251,7 @@ def write_report(
     sections = [
         summary_section(metrics, state, config.to_dict(), dataset),
         per_class_section(metrics),
+        *[s for s in (members_section(metrics),) if s is not None],
         *figure_sections(figures, state),
         *analysis_sections(analysis_figures, y_true, probs, dataset.class_names, calibration),
         config_section(config.to_dict()),
