@@ -243,7 +243,9 @@ def evaluate(
         "params_count": int(state.get("params_count") or model.count_params()),
     }
     if len(outputs) > 1:
-        member_runs = config.params.get("members") or [None] * (len(outputs) - 1)
+        member_runs = config.params.get("members") or []
+        if len(member_runs) != len(outputs) - 1:  # not written by mnistlab.ensemble
+            member_runs = [None] * (len(outputs) - 1)
         metrics["members"] = {
             "runs": list(member_runs),
             **member_overlap(dataset.y_test, outputs[:-1], probs),
