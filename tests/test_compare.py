@@ -175,6 +175,9 @@ def test_runs_on_different_datasets_or_test_images_are_refused(two_runs, tmp_pat
     with pytest.raises(MnistlabError, match="same dataset"):
         compare_runs(longer, other)
 
+    with pytest.raises(MnistlabError, match="both arguments are run"):
+        compare_runs(longer, longer.path)
+
     fewer = tmp_path / "fewer"
     shutil.copytree(short.path, fewer, ignore=shutil.ignore_patterns("logs", "checkpoints"))
     with np.load(fewer / "predictions.npz") as npz:
@@ -195,6 +198,15 @@ def test_an_unevaluated_run_gets_one_line_telling_what_to_run(tmp_path, mnist):
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("mnistlab: error:")]
     assert len(errors) == 1 and "mnistlab evaluate" in errors[0]
+
+    # A predictions file cut short (a full disk, a copy interrupted): the same advice.
+    for run in (a, b):
+        run.write_state(state="finished")
+    np.savez_compressed(b.path / "predictions.npz", probs=np.zeros((100, 10)), y_true=np.zeros(100))
+    (a.path / "predictions.npz").write_bytes((b.path / "predictions.npz").read_bytes()[:200])
+    result = _mnistlab("compare", str(a.path), str(b.path), mnist=mnist)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"run {a.path} has no readable predictions.npz" in result.stderr
 
 
 def test_compare_help_has_an_example(mnist):

@@ -230,6 +230,8 @@ def compare_runs(
     >>> result["difference"], result["mcnemar_p"]
     """
     runs = [r if isinstance(r, RunDir) else RunDir.open(r, runs_dir) for r in (run_a, run_b)]
+    if runs[0].path.resolve() == runs[1].path.resolve():
+        raise MnistlabError(f"both arguments are run {runs[0].path}; compare two different runs")
     configs = [r.config() for r in runs]
     if configs[0].dataset != configs[1].dataset:
         raise MnistlabError(

@@ -20,6 +20,7 @@ is left as it is.
 from __future__ import annotations
 
 import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -297,7 +298,7 @@ def load_predictions(
     try:
         with np.load(path) as npz:
             return npz["y_true"], npz["probs"]
-    except (OSError, KeyError, ValueError) as err:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise MnistlabError(
             f"run {run.path} has no readable {PREDICTIONS_FILE}; "
             f"run 'mnistlab evaluate {run.path}' first"
