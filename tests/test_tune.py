@@ -129,6 +129,11 @@ def test_rerunning_continues_the_study_and_retrain_best_tests_once(mnist, tmp_pa
     assert saved["retrain"]["test_accuracy"] == metrics["test_accuracy"]
     assert "Best configuration retrained" in again.paths["report"].read_text()
 
+    # More trials on another budget would not compare with these: refused, none added.
+    with pytest.raises(MnistlabError, match="ran its trials with epochs=1, train_limit="):
+        tune("fnn", trials=1, epochs=2, dataset=mnist, train_limit=TRAIN_LIMIT, runs_dir=tmp_path)
+    assert len(optuna.load_study(study_name="fnn", storage=again.storage).trials) == 3
+
     # Writing the outputs later (--trials 0, any machine) keeps the retrained result.
     later = tune("fnn", trials=0, dataset=mnist, runs_dir=tmp_path)
     assert later.retrain == retrain

@@ -422,6 +422,8 @@ def tune(
     shown = redact(url)
     out_dir = (runs_dir / "tune" / study).resolve()
     opt_study = _create_study(url, study, model)
+    if trials:
+        _check_budget(opt_study, shown, {"epochs": epochs, "train_limit": train_limit})
     already = len(opt_study.trials)
 
     full = dataset or load_dataset("mnist", progress=progress)
@@ -492,6 +494,23 @@ def _create_study(url: str, name: str, model: str) -> optuna.Study:
             f"pass --model {owner} or another --study name"
         )
     return study
+
+
+def _check_budget(study: optuna.Study, shown_url: str, budget: dict[str, Any]) -> None:
+    """Refuse to add trials trained on another budget: their scores would not compare."""
+    recorded = study.user_attrs.get("budget")
+    if recorded is None:
+        study.set_user_attr("budget", budget)
+    elif recorded != budget:
+
+        def show(b: dict[str, Any]) -> str:
+            return ", ".join(f"{k}={b.get(k)}" for k in ("epochs", "train_limit"))
+
+        raise MnistlabError(
+            f"study {study.study_name!r} in {shown_url} ran its trials with {show(recorded)}; "
+            f"trials with {show(budget)} would not compare with them: pass the same "
+            "--epochs and --train-limit, or another --study name"
+        )
 
 
 def _search_dataset(data: Dataset, train_limit: int | None) -> tuple[Dataset, int]:
