@@ -50,6 +50,16 @@ def test_unknown_recipe_is_a_clear_error(tmp_path):
         bench(["nope"], out_dir=tmp_path)
 
 
+def test_an_unwritable_output_or_a_bad_seed_is_refused_before_training(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory")
+    with pytest.raises(MnistlabError, match=r"cannot write the benchmark to .*afile/x: .*--out"):
+        bench(["cnn-fast"], out_dir=afile / "x")
+    with pytest.raises(MnistlabError, match="invalid seed=-1"):
+        bench(["cnn-fast"], out_dir=tmp_path / "b", seed=-1)
+    assert not (tmp_path / "b").exists()
+
+
 @pytest.mark.slow
 def test_a_small_real_benchmark_records_consistent_results(tmp_path):
     configs = {

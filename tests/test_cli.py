@@ -55,6 +55,30 @@ def test_user_mistakes_get_one_clear_line_and_a_nonzero_exit(tmp_path, args, fra
     assert_one_line_error(mnistlab(*args, cwd=tmp_path), fragment)
 
 
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--model", "fnn", "-p", "dropout=2"], "dropout must be in [0, 1)"),
+        (["--model", "cnn-fast", "-p", "width=0"], "model 'cnn-fast' cannot be built with"),
+    ],
+)
+def test_settings_the_model_refuses_leave_no_run_behind(tmp_path, args, fragment):
+    result = mnistlab("train", *args, "--epochs", "1", cwd=tmp_path)
+    assert_one_line_error(result, fragment)
+    assert "resume" not in result.stderr  # nothing was started, so nothing to resume
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("command", ["train", "cv", "tune", "bench", "compare"])
+def test_a_seed_out_of_range_is_refused_before_any_work(tmp_path, command):
+    args = ["a", "b"] if command == "compare" else []
+    result = mnistlab(command, *args, "--seed", "-1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "'--seed': -1 is not in the range 0<=x<=4294967295" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_every_command_has_help_with_an_example():
     for command in ("data", "models", "train", "evaluate", "report"):
         result = mnistlab(command, "--help")

@@ -34,6 +34,11 @@ def test_config_survives_a_json_round_trip():
         ({"val_size": -5}, "invalid val_size"),
         ({"val_size": 0}, "also pass keep='last'"),
         ({"label_smoothing": 1.0}, "invalid label_smoothing"),
+        ({"learning_rate": float("inf")}, "expected a finite number > 0"),
+        ({"learning_rate": float("nan")}, "invalid learning_rate=nan"),
+        ({"augment": float("inf")}, "invalid augment=inf"),
+        ({"seed": -1}, "invalid seed=-1: expected an integer 0..4294967295"),
+        ({"seed": 2**32}, "invalid seed=4294967296"),
     ],
 )
 def test_invalid_settings_are_rejected_with_the_accepted_values(overrides, fragment):

@@ -225,5 +225,13 @@ def test_bad_arguments_get_one_line_and_a_nonzero_exit(tmp_path, mnist):
     assert len(errors) == 1 and "folds=1" in errors[0]
     assert not (tmp_path / "cv").exists()
 
+    # A setting the model refuses fails before plan.json pins it, so the same --out
+    # works once the setting is fixed.
+    args = ["-p", "dropout=2", "--folds", "2", "--limit", "1000", "--val-size", "100"]
+    refused = _mnistlab("cv", *args, "--out", str(tmp_path / "cv"), mnist=mnist)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "dropout must be in [0, 1)" in refused.stderr
+    assert not (tmp_path / "cv").exists()
+
     helped = _mnistlab("cv", "--help", mnist=mnist)
     assert helped.returncode == 0 and "Example:" in helped.stdout

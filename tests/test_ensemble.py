@@ -60,3 +60,22 @@ def test_an_ensemble_needs_two_finished_runs(members, tmp_path):
     unfinished = RunDir.create(tmp_path, make_config("fnn"))
     with pytest.raises(MnistlabError, match="did not finish"):
         ensemble([members[0].path, unfinished.path], runs_dir=tmp_path)
+    # The same run twice, once by path and once by name: refused, and nothing is made.
+    before = sorted(tmp_path.iterdir())
+    with pytest.raises(MnistlabError, match="is given twice"):
+        ensemble([members[0].path, members[0].name], runs_dir=members[0].path.parent)
+    with pytest.raises(MnistlabError, match="invalid run name '../escaped'"):
+        ensemble([m.path for m in members], runs_dir=tmp_path, run_name="../escaped")
+    assert sorted(tmp_path.iterdir()) == before
+
+
+@pytest.mark.slow
+def test_an_incomplete_ensemble_says_to_make_it_again_not_to_resume(members, tmp_path):
+    run = ensemble([m.path for m in members], runs_dir=tmp_path)
+    run.state_path.unlink()  # run.json lost: the run's state is unknown
+    with pytest.raises(MnistlabError, match="make it again with 'mnistlab ensemble'") as info:
+        run.require_finished()
+    assert "resume" not in str(info.value)
+    with pytest.raises(MnistlabError, match="is an ensemble .* nothing to resume"):
+        train(resume=run.path)
+    assert not run.state_path.exists()  # the attempt wrote nothing into it

@@ -327,6 +327,20 @@ def test_resume_refuses_a_finished_run_a_busy_run_and_other_data(mnist, tmp_path
         train(resume=run, dataset=data, verbose=0)
 
 
+def test_a_run_whose_loss_diverges_fails_instead_of_finishing(mnist, tmp_path):
+    data = subset(mnist, 3000)
+    # A learning rate this large drives the weights, then the loss, to NaN in epoch 1.
+    config = make_config(
+        "fnn", params={"hidden": (16, 8)}, epochs=2, val_size=500, learning_rate=1e30
+    )
+    with pytest.raises(MnistlabError, match="training diverged in epoch 1") as info:
+        train(config, runs_dir=tmp_path, dataset=data, verbose=0)
+    assert "lower learning rate" in str(info.value) and "resume" not in str(info.value)
+    (path,) = [p for p in tmp_path.iterdir() if p.name != "latest"]
+    assert json.loads((path / "run.json").read_text())["state"] == "failed"
+    assert not (path / "model.keras").exists()  # nothing for evaluate, predict or ensemble
+
+
 def test_a_run_killed_after_its_last_commit_resumes_by_writing_its_model(mnist, tmp_path):
     # Killed between the last epoch's checkpoint and model.keras: nothing left to train.
     data = subset(mnist, 3000)

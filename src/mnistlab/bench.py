@@ -141,9 +141,19 @@ def bench(
             f"unknown benchmark recipe {', '.join(unknown)}; choose from: {', '.join(available)}"
         )
     out_dir = Path(out_dir)
+    configs_by_name = {
+        name: TrainConfig.from_dict({**available[name].to_dict(), "seed": seed}) for name in names
+    }  # a bad seed fails here, before any worker starts
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MnistlabError(
+            f"cannot write the benchmark to {out_dir}: {err.strerror or err}; "
+            "pass --out with a writable directory"
+        ) from err
     results: dict[str, Any] = {}
     for i, name in enumerate(names, 1):
-        config = TrainConfig.from_dict({**available[name].to_dict(), "seed": seed})
+        config = configs_by_name[name]
         if progress:
             print(f"[{i}/{len(names)}] {name}: training {config.model} ...", file=sys.stderr)
         results[name] = r = _run_worker(name, config, out_dir, progress)

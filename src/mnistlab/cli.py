@@ -15,6 +15,10 @@ import click
 
 from mnistlab.errors import MnistlabError
 
+# Seeds as NumPy and scikit-learn take them (mnistlab.config.MAX_SEED; not imported
+# here, since that would load Keras before every command).
+SEED = click.IntRange(0, 2**32 - 1)
+
 RUNS_DIR_OPTION = click.option(
     "--runs-dir",
     default="runs",
@@ -149,7 +153,7 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
     help="A model setting, repeatable, e.g. -p hidden=512,256 -p dropout=0.3.",
 )
 @click.option("--dataset", default=None, help="mnist (default) or fashion-mnist.")
-@click.option("--seed", type=int, default=None, help="Random seed (default 0).")
+@click.option("--seed", type=SEED, default=None, help="Random seed (default 0).")
 @click.option("--epochs", type=int, default=None, help="Maximum epochs (model's recipe).")
 @click.option("--batch-size", type=int, default=None, help="Batch size (model's recipe).")
 @click.option("--lr", "learning_rate", type=float, default=None, help="Peak learning rate.")
@@ -297,7 +301,7 @@ def report(run: str, runs_dir: str) -> None:
     type=click.Path(file_okay=False),
     help="Where results go.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def bench(recipes: tuple[str, ...], quick: bool, out_dir: str, seed: int) -> None:
     """Benchmark recipes against the Keras reference, each in its own process.
 
@@ -355,7 +359,7 @@ def bench(recipes: tuple[str, ...], quick: bool, out_dir: str, seed: int) -> Non
 @click.option(
     "--epochs", type=int, default=None, metavar="N", help="Epochs per trial [default: per model]."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Training and sampler seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Training and sampler seed.")
 @click.option(
     "--retrain-best",
     is_flag=True,
@@ -475,7 +479,7 @@ def calibrate(run: str, as_json: bool, runs_dir: str) -> None:
     type=click.Path(file_okay=False),
     help="Results directory [default: cv/<model>-k<folds>-s<seed>].",
 )
-@click.option("--seed", type=int, default=None, help="Seed of the folds and training (default 0).")
+@click.option("--seed", type=SEED, default=None, help="Seed of the folds and training (default 0).")
 @click.option(
     "-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="A model setting."
 )
@@ -542,7 +546,7 @@ def cv(
 @click.argument("run_b")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--resamples", type=int, default=2000, show_default=True, help="Bootstrap resamples.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Bootstrap seed.")
 @RUNS_DIR_OPTION
 def compare(
     run_a: str, run_b: str, as_json: bool, resamples: int, seed: int, runs_dir: str

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,8 @@ from mnistlab.models import get_model_spec
 
 SCHEDULES = ("constant", "cosine", "onecycle")
 KEEP = ("best", "last")
+# NumPy and scikit-learn take seeds in 0 .. 2**32 - 1.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,18 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
-        _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
+        _check(
+            math.isfinite(self.learning_rate) and self.learning_rate > 0,
+            "learning_rate",
+            self.learning_rate,
+            "a finite number > 0",
+        )
+        _check(
+            isinstance(self.seed, numbers.Integral) and 0 <= self.seed <= MAX_SEED,
+            "seed",
+            self.seed,
+            f"an integer 0..{MAX_SEED}",
+        )
         _check(self.schedule in SCHEDULES, "schedule", self.schedule, " | ".join(SCHEDULES))
         _check(self.patience >= 1, "patience", self.patience, "an integer >= 1")
         _check(self.keep in KEEP, "keep", self.keep, " | ".join(KEEP))
@@ -94,9 +109,9 @@ class TrainConfig:
                 "images to pick the best epoch by: also pass keep='last' (--keep last)"
             )
         _check(0 <= self.label_smoothing < 1, "label_smoothing", self.label_smoothing, "in [0, 1)")
-        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
-        _check(self.augment >= 0, "augment", self.augment, "a number >= 0")
-        _check(self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs, "a number >= 0")
+        for name in ("weight_decay", "augment", "warmup_epochs"):
+            value = getattr(self, name)
+            _check(math.isfinite(value) and value >= 0, name, value, "a finite number >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form, as written to ``config.json``."""

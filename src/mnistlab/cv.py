@@ -46,6 +46,7 @@ from mnistlab import files
 from mnistlab.config import TrainConfig
 from mnistlab.data import Dataset, load_dataset
 from mnistlab.errors import MnistlabError
+from mnistlab.models import build_model
 
 PLAN_FILE = "plan.json"
 SUMMARY_FILES = ("summary.json", "summary.csv", "summary.md", "cv.png")
@@ -288,6 +289,8 @@ def cross_validate(
             f"training images; pass a val_size below {smallest_train // 2:,} (--val-size)"
         )
 
+    # Settings the model refuses (-p width=0, ...) fail here, before plan.json pins them.
+    build_model(config.model, **config.params)
     _check_plan(out, config, folds, limit, len(y), dataset.name)
     done: dict[int, dict[str, Any]] = {}
     for fold in range(1, folds + 1):

@@ -50,6 +50,13 @@ def ensemble(
     if len(runs) < 2:
         raise MnistlabError(f"an ensemble needs at least two runs, got {len(runs)}")
     members = [r if isinstance(r, RunDir) else RunDir.open(r, runs_dir) for r in runs]
+    seen: set[Path] = set()
+    for member in members:
+        if member.path.resolve() in seen:
+            raise MnistlabError(
+                f"run {member.path} is given twice; an ensemble averages distinct runs"
+            )
+        seen.add(member.path.resolve())
     for member in members:
         member.require_finished()
     configs = [m.config() for m in members]

@@ -121,7 +121,16 @@ def build_model(name: str, **params: Any) -> keras.Model:
     (None, 10)
     """
     spec = get_model_spec(name)
-    return spec.build(**spec.check_params(params))
+    settings = spec.check_params(params)
+    try:
+        return spec.build(**settings)
+    except (ValueError, TypeError) as err:
+        # A value the builder does not check itself, refused by Keras (e.g. width=0).
+        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in settings.items())
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise MnistlabError(
+            f"model {name!r} cannot be built with {shown}: {reason}; change the setting (-p)"
+        ) from err
 
 
 def count_params(name: str, **params: Any) -> int:

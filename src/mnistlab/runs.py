@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import time
 from collections.abc import Iterator
@@ -51,6 +52,9 @@ from typing import Any
 from mnistlab import files
 from mnistlab.config import TrainConfig
 from mnistlab.errors import MnistlabError
+
+# What --name may be: one directory name inside the runs directory.
+_RUN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,11 @@ class RunDir:
     def create(cls, runs_dir: str | Path, config: TrainConfig, name: str | None = None) -> RunDir:
         """Make a fresh run directory, write ``config.json`` and point ``latest`` at it."""
         runs_dir = Path(runs_dir)
+        if name is not None and not _RUN_NAME.fullmatch(name):
+            raise MnistlabError(
+                f"invalid run name {name!r}: use letters, digits, '.', '-' and '_' (no '/'), "
+                "not starting with '.'; put the run elsewhere with --runs-dir"
+            )
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = name or f"{stamp}-{config.model}-s{config.seed}"
         try:
@@ -163,7 +172,7 @@ class RunDir:
     @classmethod
     def open(cls, ref: str | Path, runs_dir: str | Path = "runs") -> RunDir:
         """Find an existing run by path, by name inside ``runs_dir``, or ``latest``."""
-        candidates = [Path(ref), Path(runs_dir) / str(ref)]
+        candidates = list(dict.fromkeys([Path(ref), Path(runs_dir) / str(ref)]))
         for cand in candidates:
             if (cand / "config.json").is_file():
                 return cls(cand.resolve())
@@ -211,10 +220,22 @@ class RunDir:
             why = "state: finished, but model.keras is missing"
         else:
             why = f"state: {state}"
+        if self.is_ensemble():
+            raise MnistlabError(
+                f"ensemble run {self.path} is incomplete ({why}); make it again with "
+                "'mnistlab ensemble' from its member runs (config.json lists them)"
+            )
         raise MnistlabError(
             f"run {self.path} did not finish training ({why}); "
             f"resume it with: {self.resume_command()}"
         )
+
+    def is_ensemble(self) -> bool:
+        """Whether this run was made by ``mnistlab ensemble`` (it has no training to resume)."""
+        try:
+            return self.config().model == "ensemble"
+        except MnistlabError:
+            return False
 
     def resume_command(self) -> str:
         """The shell command that continues this run: ``mnistlab train --resume PATH``."""

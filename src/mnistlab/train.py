@@ -162,14 +162,26 @@ def train(
     )
     steps_per_epoch = math.ceil(len(x_tr) / config.batch_size)
 
+    model = None
     if resume is None:
+        # Built before the run directory exists, so that settings the model refuses
+        # (-p width=0, ...) leave nothing behind: no failed run, no new 'latest'.
+        keras.utils.set_random_seed(config.seed)
+        model = build_model(config.model, **config.params)
         run = RunDir.create(runs_dir, config, name=run_name)
         run.write_state(train_data=fingerprint)
     with run.training_lock():
         if resume is not None:
             _check_same_data(run, fingerprint)
         return _train_locked(
-            run, config, data, (x_tr, y_tr, x_val, y_val), steps_per_epoch, verbose, callbacks
+            run,
+            config,
+            data,
+            (x_tr, y_tr, x_val, y_val),
+            steps_per_epoch,
+            verbose,
+            callbacks,
+            model,
         )
 
 
@@ -181,14 +193,18 @@ def _train_locked(
     steps_per_epoch: int,
     verbose: int | str,
     callbacks: Sequence[Any],
+    new_model: Any = None,
 ) -> RunDir:
-    """Train ``run`` (new or resumed) while holding its lock; record how it ended."""
+    """Train ``run`` (new or resumed) while holding its lock; record how it ended.
+
+    ``new_model``: a new run's freshly built model (its seed set just before building).
+    """
     import tensorflow as tf
 
     checkpoints = Checkpoints(run)
     try:
         model, rows, train_seconds = _fit(
-            run, config, split, steps_per_epoch, checkpoints, verbose, callbacks
+            run, config, split, steps_per_epoch, checkpoints, verbose, callbacks, new_model
         )
     except KeyboardInterrupt:
         done = checkpoints.committed_epochs()
@@ -197,6 +213,8 @@ def _train_locked(
     except BaseException as err:
         done = checkpoints.committed_epochs()
         _note_state(run, state="failed", epochs_run=done, error=str(err)[:500])
+        if isinstance(err, TrainingDiverged):
+            raise MnistlabError(f"{err}; run {run.path} is marked failed") from err
         if isinstance(err, MnistlabError):
             raise MnistlabError(
                 f"{err}; the run stopped after {done} of {config.epochs} epochs; "
@@ -236,6 +254,7 @@ def _fit(
     checkpoints: Checkpoints,
     verbose: int | str,
     callbacks: Sequence[Any],
+    new_model: Any = None,
 ) -> tuple[Any, list[dict[str, float]], float]:
     """From the last commit (or the start) to ``model.keras``: (model, history rows, seconds)."""
     x_tr, y_tr, x_val, y_val = split
@@ -244,8 +263,10 @@ def _fit(
         # A fresh start (or a resume of a run killed in its first epoch): the same
         # initial weights as any run with this seed.
         checkpoints.clear()
-        keras.utils.set_random_seed(config.seed)
-        model = build_model(config.model, **config.params)
+        model = new_model
+        if model is None:
+            keras.utils.set_random_seed(config.seed)
+            model = build_model(config.model, **config.params)
         compile_model(model, config, steps_per_epoch)
         point = ResumePoint(steps_per_epoch=steps_per_epoch)
     else:
@@ -277,6 +298,7 @@ def _fit(
                 epochs=config.epochs,
                 steps_per_epoch=steps_per_epoch,
                 callbacks=[
+                    StopOnDivergence(),
                     EpochSeeds(config.seed),
                     history,
                     stopper,
@@ -300,6 +322,11 @@ def _config_for_resume(
     run: RunDir, config: TrainConfig | None, run_name: str | None
 ) -> TrainConfig:
     """The config to resume ``run`` with, after checking that it can be resumed."""
+    if run.is_ensemble():
+        raise MnistlabError(
+            f"run {run.path} is an ensemble (made by 'mnistlab ensemble', not trained): there "
+            "is nothing to resume; make it again with 'mnistlab ensemble' from its member runs"
+        )
     if run.state().get("state") == "finished" and run.model_path.is_file():
         raise MnistlabError(
             f"run {run.path} already finished training; nothing to resume "
@@ -710,6 +737,26 @@ class EpochSeeds(keras.callbacks.Callback):
         states = [v for v in self.model.variables if v.name == "seed_generator_state"]
         for i, state in enumerate(states):
             state.assign(np.array([derive_seed(self.seed, epoch, i), 0], dtype=state.dtype))
+
+
+class TrainingDiverged(MnistlabError):
+    """The training loss became NaN or infinite: resuming would only diverge again."""
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """End training with :class:`TrainingDiverged` when an epoch's loss is not finite.
+
+    Placed first among the callbacks, so that the diverged epoch is neither written to
+    ``history.csv`` nor committed as a checkpoint.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDiverged(
+                f"training diverged in epoch {epoch + 1}: the loss is {float(loss)}; "
+                "train again with a lower learning rate (--lr)"
+            )
 
 
 class HistoryWriter(keras.callbacks.Callback):
