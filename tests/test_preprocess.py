@@ -157,11 +157,15 @@ def test_bad_images_raise_one_clear_error(data, words):
     assert not info.value.too_large
 
 
-@pytest.mark.parametrize("side", [8000, 50000])
+@pytest.mark.parametrize("side", [7000, 8000, 10000, 50000])
 def test_decompression_bombs_are_refused_before_decoding(side):
+    """In this project's words with its limit, not Pillow's (whose limit is 2x ours)."""
     with pytest.raises(ImageError, match="pixels") as info:
         load_image(png_claiming(side, side))
     assert info.value.too_large
+    message = str(info.value)
+    assert f"{side * side:,} pixels, over the limit of 40,000,000; send a smaller image" in message
+    assert "decompression bomb" not in message
 
 
 def test_preprocess_array_validates_its_input():

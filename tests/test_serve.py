@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
+import socket
 import struct
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -150,7 +156,9 @@ def test_model_info_docs_and_page(digit_server, digit_run):
     status, spec = request(f"{digit_server}/openapi.json")
     assert status == 200 and {"/v1/predict", "/v1/predict/batch", "/healthz"} <= set(spec["paths"])
     status, docs = request(f"{digit_server}/docs")
-    assert status == 200 and b"swagger" in docs.lower()
+    assert status == 200 and b"/v1/predict/batch" in docs and b"/openapi.json" in docs
+    # Offline: nothing on the page comes from another host (Swagger UI's CDN did).
+    assert not re.search(rb"""(src|href)=["']?(https?:)?//""", docs), docs[:500]
     status, page = request(f"{digit_server}/")
     assert status == 200 and b'<canvas id="pad"' in page
     status, js = request(f"{digit_server}/static/app.js")
@@ -208,6 +216,18 @@ def _bad_inputs():
         ("JSON Infinity", _json_with("Infinity"), "application/json", 422),
         ("JSON -Infinity", _json_with("-Infinity"), "application/json", 422),
         ("JSON 1e999 (overflows to inf)", _json_with("1e999"), "application/json", 422),
+        ("JSON integer 10**400", _json_with("1" + "0" * 400), "application/json", 422),
+        # Hostile JSON: too deep for the parser, an integer past Python's 4,300 digits.
+        ("JSON nested 100,000 deep", _deep_json("image"), "application/json", 400),
+        ("JSON 5,000-digit integer", b'{"image": ' + b"1" * 5000 + b"}", "application/json", 400),
+        # No ink: the model would name a digit for any uniform grid.
+        ("JSON blank (zeros)", json.dumps({"image": [row] * 28}).encode(), "application/json", 400),
+        (
+            "JSON blank (uniform 0.5)",
+            json.dumps({"image": [[0.5] * 28] * 28}).encode(),
+            "application/json",
+            400,
+        ),
         (
             "JSON values 0-255",
             json.dumps({"image": [[255] * 28] * 28}).encode(),
@@ -221,6 +241,10 @@ def _png(im):
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _deep_json(key, depth=100_000):
+    return b'{"' + key.encode() + b'": ' + b"[" * depth + b"]" * depth + b"}"
 
 
 def _json_with(token):
@@ -240,6 +264,80 @@ def test_bad_input_gets_its_4xx_and_the_server_keeps_serving(
     assert status == expected, (name, status, result)
     assert isinstance(result, dict) and result["status"] == expected
     assert result["error"] and "\n" not in result["error"] and "Traceback" not in result["error"]
+    assert healthy(digit_server)
+
+
+def test_hostile_json_and_blank_images_get_clear_messages(digit_server):
+    status, result = request(
+        f"{digit_server}/v1/predict", "POST", _deep_json("image"), "application/json"
+    )
+    assert status == 400 and result["error"].startswith("the body is not valid JSON (nested")
+    big = b'{"image": ' + b"1" * 5000 + b"}"
+    status, result = request(f"{digit_server}/v1/predict", "POST", big, "application/json")
+    assert status == 400 and "not valid JSON" in result["error"]
+    assert "set_int_max_str_digits" not in result["error"]  # no advice meant for Python code
+    blank = json.dumps({"image": [[0.0] * 28] * 28}).encode()
+    status, result = request(f"{digit_server}/v1/predict", "POST", blank, "application/json")
+    assert status == 400 and "no digit found" in result["error"] and "blank" in result["error"]
+    # The same path serves batches.
+    for body in (_deep_json("images"), b'{"images": [' + b"1" * 5000 + b"]}"):
+        status, result = request(
+            f"{digit_server}/v1/predict/batch", "POST", body, "application/json"
+        )
+        assert status == 400 and "not valid JSON" in result["error"], result
+    assert healthy(digit_server)
+    status, stats = request(f"{digit_server}/v1/stats")
+    assert "500" not in stats["errors"]
+
+
+def test_a_blank_image_in_a_json_batch_is_reported_in_its_place(digit_server, mnist):
+    """Like an unreadable file in a multipart batch: the others are still answered."""
+    images = [(mnist.x_test[0] / 255).tolist(), [[0.0] * 28] * 28, [[0.3] * 28] * 28]
+    body = json.dumps({"images": images}).encode()
+    status, result = request(f"{digit_server}/v1/predict/batch", "POST", body, "application/json")
+    assert status == 200 and result["count"] == 3, result
+    first, blank, grey = result["results"]
+    assert first["digit"] == mnist.y_test[0]
+    for index, item in ((1, blank), (2, grey)):
+        assert item["index"] == index and "digit" not in item
+        assert f"images[{index}] is blank" in item["error"] and "no digit found" in item["error"]
+
+
+@pytest.mark.parametrize("side", [7000, 10000])
+def test_too_many_pixels_is_our_message_with_the_documented_limit(digit_server, side):
+    """Pillow refuses 2x its limit itself; the user still reads this project's message."""
+    status, result = request(
+        f"{digit_server}/v1/predict", "POST", png_claiming(side, side), "image/png"
+    )
+    assert status == 413, result
+    assert f"{side * side:,} pixels, over the limit of 40,000,000" in result["error"]
+    assert "send a smaller image" in result["error"]
+    assert "decompression bomb" not in result["error"].lower()
+
+
+def test_a_client_that_hangs_up_mid_upload_is_no_server_error(digit_server, tmp_path_factory):
+    """Content-Length 100,000, 40 bytes sent, then the socket closes: no 500, no traceback."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(digit_server)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        head = (
+            f"POST /v1/predict HTTP/1.1\r\nHost: {url.hostname}\r\n"
+            "Content-Type: image/png\r\nContent-Length: 100000\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b"\x89PNG\r\n\x1a\n" * 5)
+        time.sleep(0.3)  # the server is now waiting for the rest
+    # The log of conftest's digit_server (tmp_path_factory.mktemp("digit-server")).
+    logs = tmp_path_factory.getbasetemp().glob("digit-server[0-9]*/serve.log")
+    log = max(logs, key=lambda path: path.stat().st_mtime)
+    deadline = time.monotonic() + 20
+    while "client disconnected" not in (text := log.read_text(errors="replace")):
+        assert "unexpected error" not in text, text[-2000:]
+        assert time.monotonic() < deadline, "the server never noticed the hang-up"
+        time.sleep(0.1)
+    assert "Traceback" not in text and "ClientDisconnect" not in text, text[-2000:]
+    status, stats = request(f"{digit_server}/v1/stats")
+    assert "500" not in stats["errors"], stats
     assert healthy(digit_server)
 
 
@@ -313,7 +411,69 @@ def test_batch_limits(digit_server):
     assert status == 422 and "1 to" in result["error"]
     status, _ = request(f"{digit_server}/v1/predict/batch", "POST", b"x", "text/csv")
     assert status == 415
+    # 257 files: over the documented limit of 256, so 413 saying so (not a parse error).
+    tiny = png_claiming(1, 1)
+    body, ctype = multipart(*[(f"{i}.png", tiny) for i in range(257)], field="files")
+    status, result = request(f"{digit_server}/v1/predict/batch", "POST", body, ctype)
+    assert status == 413 and "256" in result["error"], result
+    assert "cannot parse" not in result["error"]
     assert healthy(digit_server)
+
+
+@pytest.mark.parametrize(
+    "name, body, ctype, status, says, never",
+    [
+        # A raw image: the batch endpoint takes no image types, so it must not suggest one.
+        ("raw PNG", png_claiming(1, 1), "image/png", 415, "'files'", "an image type"),
+        (
+            "multipart without files",
+            b'--x\r\nContent-Disposition: form-data; name="note"\r\n\r\nhi\r\n--x--\r\n',
+            "multipart/form-data; boundary=x",
+            400,
+            "'files'",
+            "'file'",
+        ),
+        ("empty multipart", b"", "multipart/form-data; boundary=x", 400, "'files'", "'file'"),
+        ("empty JSON", b"", "application/json", 400, '{"images": [', '{"image":'),
+    ],
+)
+def test_batch_errors_speak_of_the_batch(digit_server, name, body, ctype, status, says, never):
+    got, result = request(f"{digit_server}/v1/predict/batch", "POST", body, ctype)
+    assert got == status, (name, result)
+    assert says in result["error"] and never not in result["error"], (name, result["error"])
+
+
+# -- startup mistakes: one line on stderr, no "serving ... on" announcement -------------------
+
+# TensorFlow's C++ runtime writes these to stderr itself (absl), not mnistlab.
+TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWEF]\d{4} )")
+
+
+def _serve(digit_run, *args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cmd = [sys.executable, "-m", "mnistlab", "serve", str(digit_run.path), "--engine", "tf"]
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+
+
+@pytest.mark.parametrize("problem", ["port in use", "unresolvable host", "foreign address"])
+def test_serve_that_cannot_listen_says_so_in_one_line(digit_run, problem):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        host, expected = {
+            "port in use": ("127.0.0.1", f"cannot listen on 127.0.0.1:{port}: address already"),
+            "unresolvable host": ("no-such-host.invalid", "does not resolve"),
+            "foreign address": ("192.0.2.1", "cannot listen on 192.0.2.1"),  # TEST-NET-1
+        }[problem]
+        result = _serve(digit_run, "--host", host, "--port", str(port))
+    lines = [line for line in result.stderr.splitlines() if not TF_NOISE.match(line)]
+    assert result.returncode != 0
+    assert len(lines) == 1 and lines[0].startswith("mnistlab: error: "), result.stderr
+    assert expected in lines[0]
+    assert "serving" not in result.stdout, result.stdout  # it never served
 
 
 # -- load: 2,000 requests, 32 at a time, zero errors -------------------------------------------

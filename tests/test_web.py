@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,116 @@ def test_upload_of_a_non_image_shows_the_error(page, tmp_path):
     page.set_input_files("#file", str(bad))
     page.wait_for_function("document.getElementById('error').textContent.length > 0")
     assert "not an image" in page.locator("#error").inner_text()
+
+
+def wait_until(page, condition, message, timeout=15.0):
+    """Let the page (and Playwright's route handlers) run until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        page.wait_for_timeout(20)
+
+
+def assert_empty_state(page):
+    """What a cleared pad shows: no digit, no bars, no error, a black 28x28 view."""
+    assert page.locator("#digit").inner_text() == "?"
+    assert page.locator("#prob").inner_text() == "draw a digit 0-9"
+    assert page.locator(".bar-row.best").count() == 0
+    assert page.locator("#error").inner_text() == ""
+    lit = page.evaluate(
+        "Array.from(document.getElementById('seen').getContext('2d')"
+        ".getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 === 0 && v > 0).length"
+    )
+    assert lit == 0
+
+
+def test_a_reply_that_lands_after_clear_is_not_drawn(page):
+    """Clear while the prediction is on its way: its late reply must not fill the empty pad."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    held = []  # the server stays real: requests are only held back, then sent on
+    page.route("**/v1/predict?*", lambda route: held.append(route))
+    settled = []
+    for event in ("requestfinished", "requestfailed"):
+        page.on(event, lambda req: settled.append(req.url) if "/v1/predict" in req.url else None)
+    stroke(page, [(140, 50), (140, 230)])
+    page.wait_for_function("document.getElementById('result').dataset.forStroke === '0'")
+    wait_until(page, lambda: held, "the drawing was never sent")
+    page.click("#clear")
+    page.unroute("**/v1/predict?*")
+    for route in held:
+        try:
+            route.continue_()
+        except PlaywrightError:
+            pass  # the page already cancelled it: that is one way to get this right
+    wait_until(page, lambda: len(settled) >= len(held), "the held request never settled")
+    page.wait_for_timeout(300)  # the reply's JSON parsed and (wrongly) drawn, if it were
+    assert_empty_state(page)
+    assert page.locator("#result").get_attribute("data-for-stroke") == "0"
+
+    # And the page still works: the next drawing gets its answer.
+    stroke(page, [(140, 50), (140, 230)])
+    wait_for_stroke(page, 1)
+    assert page.locator("#digit").inner_text() in "0123456789"
+
+
+def test_a_proxy_error_page_shows_the_status_not_a_parse_error(page):
+    page.route(
+        "**/v1/predict?*",
+        lambda route: route.fulfill(
+            status=502, body="<html>Bad Gateway</html>", content_type="text/html"
+        ),
+    )
+    page.set_input_files("#file", str(ROOT / "samples" / "3" / "photo.jpg"))
+    page.wait_for_function("document.getElementById('error').textContent.length > 0")
+    error = page.locator("#error").inner_text()
+    assert "server error 502" in error, error
+    assert "SyntaxError" not in error and "cannot reach" not in error
+    assert page.locator("#digit").inner_text() == "?"
+
+
+def test_upload_is_reachable_and_operable_by_keyboard(page):
+    """Tab from Clear reaches "Upload an image..."; Enter, or Space, opens the file chooser."""
+    choosers = []
+    # Listening first turns on Playwright's interception of the chooser; added inside the
+    # key press (expect_file_chooser), it can come too late for Enter, which opens at once.
+    page.on("filechooser", lambda chooser: choosers.append(chooser))
+    page.evaluate("0")  # a round trip: the interception is on
+    for key in ("Enter", "Space"):
+        page.focus("#clear")
+        page.keyboard.press("Tab")
+        label = page.evaluate(
+            "document.activeElement.labels && document.activeElement.labels.length"
+            " ? document.activeElement.labels[0].textContent : document.activeElement.textContent"
+        )
+        assert label.startswith("Upload an image"), label
+        before = len(choosers)
+        page.keyboard.press(key)
+        wait_until(page, lambda n=before: len(choosers) > n, f"{key} opened no file chooser")
+        choosers[-1].set_files(str(ROOT / "samples" / "3" / "photo.jpg"))
+        page.wait_for_function(
+            "document.getElementById('digit').textContent === '3'", timeout=15000
+        )
+        page.click("#clear")
+
+
+def test_api_docs_page_works_offline(browser, digit_server):
+    """/docs must show the endpoints with no request leaving the machine (no CDN)."""
+    context = browser.new_context()
+    page = context.new_page()
+    outside = []
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith(digit_server)
+            else (outside.append(route.request.url), route.abort())
+        ),
+    )
+    page.goto(f"{digit_server}/")
+    page.click("text=API docs")
+    page.wait_for_load_state("load")
+    text = page.locator("body").inner_text()
+    context.close()
+    assert "POST /v1/predict/batch" in text and "top_k" in text, text[:500]
+    assert not outside, outside

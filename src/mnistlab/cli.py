@@ -784,13 +784,14 @@ def serve(
             raise MnistlabError(f"the benchmark saw errors: {rows}")
         return
 
-    from mnistlab.serve import create_app, load_for_serving, run_server
+    from mnistlab.serve import create_app, listen_socket, load_for_serving, run_server
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    sock = listen_socket(host, port)  # a port in use or a bad --host: one line, before loading
     predictor = load_for_serving(run, runs_dir, engine=engine)
     app = create_app(predictor, max_upload_bytes=int(max_upload_mb * 1024 * 1024))
-    click.echo(f"serving {predictor.name} ({predictor.engine}) on http://{host}:{port}/")
-    run_server(app, host=host, port=port)
+    announce = f"serving {predictor.name} ({predictor.engine}) on http://{host}:{port}/"
+    run_server(app, host=host, port=port, announce=announce, sock=sock)
 
 
 @cli.command("ensemble")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import struct
 import warnings
 from dataclasses import dataclass
@@ -138,8 +139,9 @@ def load_image(
         stream = path
     try:
         with warnings.catch_warnings():
-            # DecompressionBombWarning (between 1x and 2x Pillow's limit) is our error.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns between 1x and 2x its limit; the check below refuses those
+            # images with their size, in this project's words.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(stream) as im:
                 width, height = im.size
                 if width * height > max_pixels:
@@ -155,7 +157,15 @@ def load_image(
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{name}: {err}", too_large=True) from err
+        # Over 2x Pillow's limit: refused inside Image.open, from the header, before we
+        # see the size; its message holds the pixel count ("Image size (N pixels) ...").
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
+        raise ImageError(
+            f"{name}: image is {size}, over the limit of {limit:,}; send a smaller image",
+            too_large=True,
+        ) from err
     except Image.UnidentifiedImageError as err:
         raise ImageError(
             f"{name}: not an image Pillow can read (PNG, JPEG, GIF, BMP, TIFF, WebP...)"

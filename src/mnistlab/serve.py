@@ -12,21 +12,26 @@
                        latency so far.
 ``GET /v1/stats``      in-server inference latency (model call only) p50/p99.
 ``GET /healthz``       liveness.
-``GET /docs``          the OpenAPI docs; ``GET /`` the drawing page.
+``GET /docs``          the API docs, rendered here from ``GET /openapi.json`` (no
+                       CDN: works offline); ``GET /`` the drawing page.
 =====================  ==========================================================
 
 Bad input never takes the server down: every request that cannot be served gets
 a 4xx with ``{"error": "...", "status": N}``: 400 (empty, not an image,
-truncated, blank, bad multipart), 413 (body over the upload limit, or an image
-with too many pixels: decompression bombs are refused from the header, before
-decoding), 415 (a content type that is not an image, multipart or JSON), 422
-(JSON of the wrong shape, non-numbers, NaN or infinity, values outside [0, 1]).
+truncated, blank (an upload or a JSON grid without ink), bad multipart, JSON
+that does not parse, hostile JSON included), 413 (body over the upload limit,
+more than 256 files in a batch, or an image with too many pixels: decompression
+bombs are refused from the header, before decoding), 415 (a content type that is
+not an image, multipart or JSON), 422 (JSON of the wrong shape, non-numbers, NaN
+or infinity, values outside [0, 1]). A client that hangs up mid-upload is no error.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import errno
+import html
 import http.client
 import io
 import json
@@ -42,10 +47,11 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from mnistlab.errors import MnistlabError
 from mnistlab.predict import FileResult, Predictor, load_predictor
@@ -56,6 +62,7 @@ __all__ = [
     "benchmark",
     "create_app",
     "free_port",
+    "listen_socket",
     "run_server",
     "server_process",
     "start_in_thread",
@@ -214,13 +221,28 @@ def _reject_constant(name: str) -> float:
 
 
 def parse_json_images(body: bytes, key: str) -> list[Any]:
-    """The value under ``key`` of a JSON body (NaN/Infinity literals refused)."""
+    """The value under ``key`` of a JSON body (NaN/Infinity literals refused).
+
+    Hostile JSON (nesting too deep for the parser, integers with thousands of
+    digits) is refused with 400 like any other body that is not valid JSON.
+    """
+    example = '{"images": [[[...], ...], ...]}' if key == "images" else '{"image": [[...], ...]}'
     if not body:
-        raise ApiError(400, 'the request body is empty; send JSON like {"image": [[...], ...]}')
+        raise ApiError(400, f"the request body is empty; send JSON like {example}")
     try:
         data = json.loads(body, parse_constant=_reject_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ApiError(400, f"the body is not valid JSON ({err})") from err
+    except RecursionError as err:
+        raise ApiError(
+            400, f"the body is not valid JSON (nested too deeply); send JSON like {example}"
+        ) from err
+    except ValueError as err:  # an integer over Python's int-string limit (4,300 digits)
+        raise ApiError(
+            400,
+            "the body is not valid JSON (a number with thousands of digits); "
+            "send numbers in [0, 1]",
+        ) from err
     if not isinstance(data, dict) or key not in data:
         raise ApiError(422, f'expected a JSON object with the key "{key}"')
     return data[key]
@@ -239,7 +261,10 @@ def to_mnist_array(value: Any, what: str = "image") -> np.ndarray:
             # bool is an int in Python; true/false are not pixel values.
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise ApiError(422, f"{what}: row {i} holds {type(v).__name__} {v!r}, not a number")
-    arr = np.asarray(value, dtype=np.float64)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except OverflowError as err:  # an integer too large for a float (10**400)
+        raise ApiError(422, f"{what} holds a number too large; send numbers in [0, 1]") from err
     if not np.isfinite(arr).all():  # 1e999 parses as infinity
         raise ApiError(422, f"{what} holds a non-finite value; send finite numbers in [0, 1]")
     if arr.min() < 0 or arr.max() > 1:
@@ -251,8 +276,68 @@ def to_mnist_array(value: Any, what: str = "image") -> np.ndarray:
     return arr.astype(np.float32)
 
 
+# An image whose values span less than this has no ink: the model would still name a
+# digit, confidently, for an all-black (or any uniform) grid.
+BLANK_RANGE = 1e-3
+
+
+def require_ink(image: np.ndarray, what: str = "the image") -> np.ndarray:
+    """``image`` unchanged; ApiError 400 when it is blank (no ink variation at all)."""
+    if float(image.max() - image.min()) < BLANK_RANGE:
+        raise ApiError(
+            400,
+            f"no digit found: {what} is blank (every value is {float(image.mean()):g}); "
+            "send white ink (1) on black (0)",
+        )
+    return image
+
+
 def _media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
+
+
+# %% The API docs page ---------------------------------------------------------------------
+
+
+def docs_html(spec: dict[str, Any]) -> str:
+    """A self-contained HTML page of an OpenAPI spec: no scripts, nothing from the internet."""
+    e = html.escape
+    info = spec.get("info", {})
+    out = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{e(info.get('title', 'API'))}: API docs</title>",
+        "<link rel='stylesheet' href='/static/style.css'></head><body class='docs'>",
+        f"<h1>{e(info.get('title', 'API'))} API</h1>",
+        f"<p>{e(info.get('summary', ''))}. {e(info.get('description', ''))}</p>",
+        "<p class='muted'>The machine-readable spec: <a href='/openapi.json'>/openapi.json</a>"
+        " (OpenAPI " + e(str(spec.get("openapi", ""))) + "). <a href='/'>The drawing page</a>.</p>",
+    ]
+    for path, methods in spec.get("paths", {}).items():
+        for method, op in methods.items():
+            out.append(f"<h2><code>{e(method.upper())} {e(path)}</code></h2>")
+            out.append(f"<p>{e(op.get('summary', ''))}</p>")
+            params = op.get("parameters", [])
+            if params:
+                out.append(
+                    "<table><tr><th>query</th><th>type</th><th>default</th><th>what</th></tr>"
+                )
+                for prm in params:
+                    schema = prm.get("schema", {})
+                    kind = schema.get("type", "")
+                    if "minimum" in schema or "maximum" in schema:
+                        kind += f" {schema.get('minimum', '')}..{schema.get('maximum', '')}"
+                    out.append(
+                        f"<tr><td><code>{e(prm['name'])}</code></td><td>{e(kind)}</td>"
+                        f"<td>{e(json.dumps(schema.get('default')))}</td>"
+                        f"<td>{e(prm.get('description', ''))}</td></tr>"
+                    )
+                out.append("</table>")
+            bodies = op.get("requestBody", {}).get("content", {})
+            if bodies:
+                kinds = ", ".join(f"<code>{e(k)}</code>" for k in bodies)
+                out.append(f"<p>Body: {kinds}.</p>")
+    out.append("</body></html>")
+    return "\n".join(out)
 
 
 # %% The app -------------------------------------------------------------------------------------
@@ -292,6 +377,10 @@ def create_app(
             "MNIST form first) or a 28x28 array in MNIST form; get the digit and its "
             "probabilities. The page at / lets you draw one."
         ),
+        # FastAPI's Swagger UI and ReDoc pages load their scripts from a CDN: blank
+        # without internet. /docs is rendered here instead, from the same OpenAPI spec.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.predictor = predictor
     app.state.stats = stats
@@ -320,6 +409,13 @@ def create_app(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
         ]
         return JSONResponse({"error": "; ".join(parts), "status": 422}, 422)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The client hung up before sending the whole body: nobody is left to answer,
+        # and it is not the server's fault.
+        log.info("client disconnected before sending the whole body (%s)", request.url.path)
+        return Response(status_code=400)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -360,9 +456,9 @@ def create_app(
         media = _media_type(request.headers.get("content-type", ""))
         body = await request.body()
         if media == "application/json":
-            return to_mnist_array(parse_json_images(body, "image")), None
+            return require_ink(to_mnist_array(parse_json_images(body, "image"))), None
         if media == "multipart/form-data":
-            uploads = await _uploads(request, body)
+            uploads = await _uploads(request, body, field="file")
             if len(uploads) != 1:
                 raise ApiError(
                     400, f"send exactly one file in the field 'file' (got {len(uploads)} files)"
@@ -372,14 +468,28 @@ def create_app(
             if not body:
                 raise ApiError(400, "the request body is empty; send the image's bytes")
             return await run_in_threadpool(decode, body)
-        raise ApiError(415, _unsupported(media))
+        raise ApiError(
+            415,
+            f"unsupported content type {media or '(none)'!r}; send multipart/form-data, "
+            "application/json or an image type (image/png, image/jpeg, ...)",
+        )
 
-    async def _uploads(request: Request, body: bytes) -> list[bytes]:
+    async def _uploads(request: Request, body: bytes, field: str) -> list[bytes]:
+        """The files of a multipart body (any field name); ``field`` is the documented one."""
+        what = "the image in the field 'file'" if field == "file" else "the images in 'files'"
         if not body:
-            raise ApiError(400, "the request body is empty; send a multipart form with a file")
+            raise ApiError(400, f"the request body is empty; send a multipart form with {what}")
         try:
             # Starlette parses the body it has already read (request.body() cached it).
             form = await request.form(max_files=MAX_BATCH, max_fields=MAX_BATCH)
+        except StarletteHTTPException as err:  # Starlette's MultiPartException, as a 400
+            if str(err.detail).startswith("Too many files"):
+                raise ApiError(
+                    413,
+                    f"the form holds more than {MAX_BATCH} files, the limit per request; "
+                    "split them into smaller batches",
+                ) from err
+            raise ApiError(400, f"cannot parse the multipart form ({err.detail})") from err
         except Exception as err:  # malformed multipart: boundary missing, truncated parts
             raise ApiError(400, f"cannot parse the multipart form ({err})") from err
         files = []
@@ -388,14 +498,8 @@ def create_app(
                 files.append(await value.read())
         await form.close()
         if not files:
-            raise ApiError(400, "the multipart form holds no file; send the image in 'file'")
+            raise ApiError(400, f"the multipart form holds no file; send {what}")
         return files
-
-    def _unsupported(media: str) -> str:
-        return (
-            f"unsupported content type {media or '(none)'!r}; send multipart/form-data, "
-            "application/json or an image type (image/png, image/jpeg, ...)"
-        )
 
     # -- endpoints ---------------------------------------------------------------------
     predict_body = {
@@ -496,11 +600,14 @@ def create_app(
             if not isinstance(values, list) or not 1 <= len(values) <= MAX_BATCH:
                 n = len(values) if isinstance(values, list) else type(values).__name__
                 raise ApiError(422, f'"images" must be a list of 1 to {MAX_BATCH} images; got {n}')
-            items = [(to_mnist_array(v, f"images[{i}]"), None) for i, v in enumerate(values)]
+            for i, v in enumerate(values):
+                image = to_mnist_array(v, f"images[{i}]")  # a malformed item fails the request
+                try:  # a blank one is reported in its place, like an unreadable upload
+                    items.append((require_ink(image, f"images[{i}]"), None))
+                except ApiError as err:
+                    items.append((None, err.message))
         elif media == "multipart/form-data":
-            uploads = await _uploads(request, body)
-            if len(uploads) > MAX_BATCH:
-                raise ApiError(413, f"{len(uploads)} files is over the limit of {MAX_BATCH}")
+            uploads = await _uploads(request, body, field="files")
 
             def decode_all() -> list[tuple[np.ndarray | None, str | None]]:
                 out: list[tuple[np.ndarray | None, str | None]] = []
@@ -513,7 +620,12 @@ def create_app(
 
             items = await run_in_threadpool(decode_all)
         else:
-            raise ApiError(415, _unsupported(media))
+            raise ApiError(
+                415,
+                f"unsupported content type {media or '(none)'!r} for a batch; send "
+                "multipart/form-data with the images in the field 'files', or JSON "
+                '{"images": [28x28, ...]} (one raw image goes to POST /v1/predict)',
+            )
         good = [img for img, _ in items if img is not None]
         probs, ms = infer(np.stack(good)) if good else (np.zeros((0, 10)), 0.0)
         results, i = [], 0
@@ -573,6 +685,10 @@ def create_app(
         image, _ = await read_single(request)
         return Response(to_png(image, scale=scale), media_type="image/png")
 
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(docs_html(app.openapi()))
+
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(WEB_DIR / "index.html", media_type="text/html")
@@ -619,15 +735,65 @@ def load_for_serving(ref: str, runs_dir: str | Path = "runs", engine: str = "aut
 
 
 def run_server(
-    app: Any, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    *,
+    announce: str | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serve ``app`` with Uvicorn until interrupted (access log off: it costs latency)."""
+    """Serve ``app`` with Uvicorn until interrupted (access log off: it costs latency).
+
+    The socket is bound here (or given: ``sock`` from :func:`listen_socket`), not by
+    Uvicorn: a port in use or a host that does not resolve raises
+    :class:`MnistlabError` (one line), where Uvicorn would log and ``sys.exit(3)``.
+    ``announce`` is printed once the socket listens.
+    """
     import uvicorn
 
+    sock = sock or listen_socket(host, port)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False)
+    if announce:
+        print(announce, flush=True)
+    else:
+        url_host = f"[{host}]" if ":" in host else host
+        log.info("listening on http://%s:%d/", url_host, sock.getsockname()[1])
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def listen_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (as Uvicorn binds it); MnistlabError if not."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        address = socket.getaddrinfo(
+            host or None, port, family, socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0][4]
+    except (OSError, UnicodeError) as err:  # gaierror, or an over-long label ("a" * 64)
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        raise MnistlabError(
+            f"cannot listen on {where}: the host {host!r} does not resolve ({reason}); "
+            "use an address of this machine such as 127.0.0.1 or 0.0.0.0"
+        ) from err
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
     except OSError as err:
-        raise MnistlabError(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
+        sock.close()
+        reason = (err.strerror or str(err)).lower()
+        hint = {
+            errno.EADDRINUSE: "another program listens there; stop it or choose another --port",
+            errno.EACCES: "ports below 1024 need privileges; choose another --port such as 8000",
+            errno.EADDRNOTAVAIL: "not an address of this machine; use 127.0.0.1 or 0.0.0.0",
+        }.get(err.errno or 0, "choose another --host or --port")
+        raise MnistlabError(f"cannot listen on {where}: {reason} ({hint})") from err
+    return sock
 
 
 def free_port(host: str = "127.0.0.1") -> int:

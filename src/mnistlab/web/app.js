@@ -21,6 +21,10 @@ let strokes = 0; // completed strokes; the result says which stroke it belongs t
 let inFlight = false;
 let queued = false;
 let lastLive = 0;
+// Bumped by Clear (and by an upload, which clears first): a reply for an older
+// drawing is dropped instead of being drawn beside an empty pad.
+let generation = 0;
+let controller = null; // aborts the request in flight when the pad is cleared
 
 // -- the probability bars ----------------------------------------------------------------
 const bars = [];
@@ -34,6 +38,9 @@ for (let d = 0; d < 10; d++) {
 }
 
 function clearPad() {
+  generation += 1;
+  queued = false;
+  if (controller) controller.abort();
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, pad.width, pad.height);
   hasInk = false;
@@ -104,28 +111,57 @@ function predictCanvas() {
   if (!hasInk) return;
   if (inFlight) { queued = true; return; } // one request at a time; the latest drawing wins
   const forStroke = strokes;
-  pad.toBlob((blob) => send(blob, "drawing.png", forStroke), "image/png");
+  const gen = generation;
+  inFlight = true; // from now: toBlob is asynchronous too
+  pad.toBlob((blob) => {
+    if (gen === generation) {
+      send(blob, "drawing.png", forStroke);
+    } else { // cleared meanwhile: this drawing is gone
+      inFlight = controller !== null; // an upload may have started since
+      if (queued && !inFlight) { queued = false; predictCanvas(); }
+    }
+  }, "image/png");
+}
+
+// The reply's JSON, or null when it is not JSON (a proxy's HTML error page).
+async function readJson(resp) {
+  try {
+    return await resp.json();
+  } catch (err) {
+    return null;
+  }
 }
 
 async function send(blob, name, forStroke) {
   inFlight = true;
+  const gen = generation;
+  const abort = new AbortController();
+  controller = abort;
   try {
     const form = new FormData();
     form.append("file", blob, name);
-    const resp = await fetch("/v1/predict?top_k=10&include_input=true", { method: "POST", body: form });
-    const body = await resp.json();
+    const resp = await fetch("/v1/predict?top_k=10&include_input=true",
+      { method: "POST", body: form, signal: abort.signal });
+    const body = await readJson(resp);
+    if (gen !== generation) return; // the pad was cleared: this drawing is gone
     if (!resp.ok) {
-      errorEl.textContent = body.error || `error ${resp.status}`;
+      errorEl.textContent = (body && body.error) ||
+        `server error ${resp.status}${resp.statusText ? " " + resp.statusText : ""}`;
+    } else if (!body) {
+      errorEl.textContent = `unexpected reply from the server (status ${resp.status}, not JSON)`;
     } else {
       errorEl.textContent = "";
       show(body);
     }
   } catch (err) {
-    errorEl.textContent = `cannot reach the server: ${err}`;
+    if (gen === generation) errorEl.textContent = `cannot reach the server: ${err}`;
   } finally {
-    result.dataset.forStroke = String(forStroke);
-    inFlight = false;
-    if (queued) { queued = false; predictCanvas(); }
+    if (gen === generation) result.dataset.forStroke = String(forStroke);
+    if (controller === abort) { // the latest request (an upload may have replaced it)
+      controller = null;
+      inFlight = false;
+      if (queued) { queued = false; predictCanvas(); }
+    }
   }
 }
 
