@@ -103,13 +103,61 @@ def test_default_destinations_are_inside_the_run(digit_run):
     )
 
 
+def tree(path):
+    """Every file and folder under ``path`` with its content (None for a folder)."""
+    return {
+        p.relative_to(path).as_posix(): p.read_bytes() if p.is_file() else None
+        for p in sorted(path.rglob("*"))
+    }
+
+
 def test_exporting_again_replaces_the_savedmodel(digit_run, tmp_path):
     out = tmp_path / "sm"
     export_model(digit_run.path, "savedmodel", out)
-    (out / "stale.txt").write_text("from an older export")
+    stale = out / "variables" / "variables.data-00001-of-00002"  # an older, bigger model's
+    stale.write_bytes(b"from an older export")
     export_model(digit_run.path, "savedmodel", out)
-    assert not (out / "stale.txt").exists() and (out / "saved_model.pb").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"]
+    assert not stale.exists() and (out / "saved_model.pb").is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    export_model(digit_run.path, "savedmodel", empty)  # an empty directory is no loss either
+    assert (empty / "saved_model.pb").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "sm"]
+
+
+def test_export_never_deletes_files_that_are_not_an_earlier_export(digit_run, tmp_path, capsys):
+    """`--out userdir` with the user's own files in it: refused in one line, nothing touched."""
+    user = tmp_path / "userdir"
+    (user / "sub").mkdir(parents=True)
+    (user / "notes.txt").write_text("precious")
+    (user / "sub" / "more.txt").write_text("also precious")
+    export_model(digit_run.path, "savedmodel", tmp_path / "sm")
+    (tmp_path / "sm" / "README.txt").write_text("how we deploy this")  # an export plus notes
+    (tmp_path / "model.keras").write_text("not a directory")
+    before = tree(tmp_path)
+
+    for out in ("userdir", "sm", "model.keras"):
+        code = main(
+            ["export", str(digit_run.path), "--format", "savedmodel", "--out", str(tmp_path / out)]
+        )
+        out_text, err = capsys.readouterr()
+        assert code == 1 and out_text == "" and err.count("\n") == 1
+        assert err.startswith(f"mnistlab: error: {tmp_path / out} exists and is not a")
+        assert "pass a new --out path" in err
+    for fmt in ("onnx", "tflite"):  # a directory where the model file belongs
+        assert main(["export", str(digit_run.path), "--format", fmt, "--out", str(user)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{user} is a directory" in err
+        assert f"--out {user / f'model.{fmt}'}" in err
+    assert tree(tmp_path) == before  # every file as it was, nothing left beside them
+
+
+def test_an_existing_model_file_is_replaced(digit_run, tmp_path):
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"an older export")
+    export_model(digit_run.path, "onnx", out)
+    assert run_onnx(out, np.zeros((2, 28, 28, 1), np.float32)).shape == (2, 10)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
 
 
 def test_bad_requests_are_one_line_errors(digit_run, tmp_path, capsys):

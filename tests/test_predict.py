@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shutil
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 from mnistlab.cli import main
+from mnistlab.data import CLASS_NAMES, data_home, load_dataset
 from mnistlab.errors import MnistlabError
 from mnistlab.predict import find_images, label_from_path, load_predictor, predict_files, summarise
 
@@ -23,6 +25,50 @@ pytestmark = pytest.mark.slow  # the session's model is trained once, ~1 minute
 @pytest.fixture(scope="module")
 def predictor(digit_run):
     return load_predictor(digit_run.path)
+
+
+@pytest.fixture(scope="module")
+def diverged_run(digit_run, tmp_path_factory):
+    """A finished run whose weights are NaN, as a training run whose loss went NaN saves them.
+
+    (Training with a learning rate of 1e6 gives exactly this; here the session's run
+    is copied and its weights set to NaN, so the test does not depend on what
+    ``train`` does about a diverging loss.)
+    """
+    import keras
+
+    run = tmp_path_factory.mktemp("diverged-runs") / "diverged"
+    shutil.copytree(digit_run.path, run)
+    model = keras.saving.load_model(run / "model.keras", compile=False)
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    model.save(run / "model.keras")
+    return run
+
+
+@pytest.fixture(scope="module")
+def fashion(tmp_path_factory):
+    """Real Fashion-MNIST from the user's cache or Debian's package (skipped without either)."""
+    home = tmp_path_factory.mktemp("fashion-home")
+    cache = data_home() / "fashion-mnist.npz"
+    if cache.is_file():
+        shutil.copyfile(cache, home / "fashion-mnist.npz")
+    try:
+        return load_dataset("fashion-mnist", home=home, mirrors=())
+    except MnistlabError as err:
+        pytest.skip(f"Fashion-MNIST is not available here: {err}")
+
+
+@pytest.fixture(scope="module")
+def fashion_run(fashion, tmp_path_factory):
+    """A small real Fashion-MNIST run (`mnistlab train --dataset fashion-mnist`), ~5 s."""
+    from mnistlab.config import make_config
+    from mnistlab.train import train
+
+    config = make_config("fnn", params={"hidden": (64, 32)}, epochs=1, dataset="fashion-mnist")
+    few = dataclasses.replace(
+        fashion, x_train=fashion.x_train[:20000], y_train=fashion.y_train[:20000]
+    )
+    return train(config, runs_dir=tmp_path_factory.mktemp("fashion-runs"), dataset=few, verbose=0)
 
 
 def test_the_samples_are_at_least_90_percent_correct(digit_run, capsys):
@@ -102,6 +148,7 @@ def test_json_output_has_probabilities_and_top_k(digit_run, capsys):
     report = json.loads(capsys.readouterr().out)
     for r in report["results"]:
         assert len(r["top_k"]) == 3 and r["top_k"][0]["digit"] == r["digit"]
+        assert "class" not in r  # MNIST's classes are the digits
         assert sum(r["probabilities"]) == pytest.approx(1, abs=1e-4)
         assert r["probability"] == pytest.approx(max(r["probabilities"]))
 
@@ -154,6 +201,11 @@ def test_helpers_find_images_and_labels(tmp_path):
     found = [p.relative_to(tmp_path).as_posix() for p in find_images([tmp_path])]
     assert found == ["3/a.png", "3/b.JPG", "x.gif"]
     assert label_from_path("samples/7/x.png") == 7 and label_from_path("photos/x.png") is None
+    names = CLASS_NAMES["fashion-mnist"]
+    assert label_from_path("shoes/Sandal/x.png", names) == 5
+    assert label_from_path("t-shirt-top/x.png", names) == 0  # "T-shirt/top" cannot be a folder
+    assert label_from_path("ankle_boot/x.png", names) == 9
+    assert label_from_path("samples/5/x.png", names) is None  # a digit is not a garment
 
 
 def test_summary_counts(predictor):
@@ -161,3 +213,94 @@ def test_summary_counts(predictor):
     summary = summarise(results)
     assert summary["files"] == len(results) == summary["predicted"] + summary["failed"]
     assert summary["labelled"] == len(results)
+
+
+def test_a_diverged_model_is_refused_not_printed_as_nan(diverged_run, capsys):
+    """A run whose training went NaN predicts nothing: one line says why, exit code 1."""
+    import keras
+
+    model = keras.saving.load_model(diverged_run / "model.keras", compile=False)
+    assert np.isnan(model(np.zeros((1, 28, 28, 1), np.float32))).all()  # the premise
+    image = str(SAMPLES / "7" / "canvas-a.png")
+    for args in ([image], [image, "--json"], [str(SAMPLES / "3")]):
+        assert main(["predict", str(diverged_run), *args]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1
+        assert "outputs NaN: its training diverged" in err and "lower learning rate" in err
+    with pytest.raises(MnistlabError, match="outputs NaN"):
+        load_predictor(diverged_run)
+
+
+def test_a_model_that_overflows_on_real_images_is_refused(tmp_path, capsys):
+    """Finite on the blank warm-up image, NaN on ink (logits overflow to inf): still refused."""
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")]
+    )
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([np.full_like(kernel, 1e38), bias])
+    model.save(tmp_path / "overflows.keras")
+    predictor = load_predictor(tmp_path / "overflows.keras")  # zeros in: uniform, finite
+    with pytest.raises(MnistlabError, match="outputs NaN"):
+        predictor.predict_image(SAMPLES / "7" / "canvas-a.png")
+    assert main(["predict", str(tmp_path / "overflows.keras"), str(SAMPLES / "7")]) == 1
+    out, err = capsys.readouterr()
+    assert "nan" not in out and err.count("\n") == 1 and "outputs NaN" in err
+
+
+def test_no_image_files_is_an_error_not_an_empty_success(digit_run, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    other = tmp_path / "other"
+    (other / ".thumbs").mkdir(parents=True)
+    (other / "notes.txt").write_text("not an image")
+    (other / ".thumbs" / "a.png").write_bytes((SAMPLES / "7" / "canvas-a.png").read_bytes())
+    for folders in ([empty], [other], [empty, other]):
+        code = main(["predict", str(digit_run.path), *map(str, folders)])
+        out, err = capsys.readouterr()
+        assert code == 1 and out == "" and err.count("\n") == 1
+        where = ", ".join(map(str, folders))
+        assert err.startswith(
+            f"mnistlab: error: no image files found in {where} (looked for .png, .jpg"
+        )
+
+
+def write_fashion_images(fashion, folder_of, root, n=40):
+    """The first ``n`` Fashion-MNIST test images as PNGs (dark on light, 3x), in folders."""
+    for i, (image, label) in enumerate(zip(fashion.x_test[:n], fashion.y_test[:n], strict=True)):
+        path = root / folder_of(int(label)) / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(255 - image).resize((84, 84)).save(path)
+    return root
+
+
+def test_a_fashion_run_names_its_classes_and_scores_only_folders_named_by_them(
+    fashion, fashion_run, tmp_path, capsys
+):
+    names = CLASS_NAMES["fashion-mnist"]
+    by_digit = write_fashion_images(fashion, str, tmp_path / "by-digit")  # 5/x.png: not Sandal
+    by_name = write_fashion_images(  # Sandal/, T-shirt-top/, Ankle-boot/
+        fashion,
+        lambda label: names[label].replace("/", "-").replace(" ", "-"),
+        tmp_path / "by-name",
+    )
+
+    assert main(["predict", str(fashion_run.path), str(by_digit)]) == 0
+    *lines, summary = capsys.readouterr().out.strip().splitlines()
+    assert summary == "40 files: 40 predicted, 0 failed"  # no "accuracy" against digit folders
+    for line in lines:
+        predicted = line.split("  ")[1]
+        top = line.split("[top 3: ")[1].rstrip("]").split(", ")
+        assert predicted in names and top[0].startswith(f"{predicted} ")
+        assert all(entry.rsplit(" ", 1)[0] in names for entry in top)
+        assert line.endswith("]")  # not scored: no "ok" or "WRONG (label ...)"
+
+    assert main(["predict", str(fashion_run.path), str(by_name), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["summary"]["labelled"] == 40
+    for r in report["results"]:
+        assert r["class"] == names[r["digit"]]
+        assert [t["class"] for t in r["top_k"]] == [names[t["digit"]] for t in r["top_k"]]
+        assert names[r["label"]].replace("/", "-").replace(" ", "-") == Path(r["file"]).parent.name
+        assert r["correct"] == (r["digit"] == r["label"])

@@ -628,7 +628,8 @@ def predict(
     image is brought into MNIST form first (see 'mnistlab preprocess'). A file that
     cannot be read is reported in one line and counted; the rest go on, and the exit
     code is 1 if any failed. Files in a folder named by their digit (samples/7/x.png)
-    are scored, and the summary gives the accuracy.
+    are scored, and the summary gives the accuracy. A run trained on Fashion-MNIST
+    prints its class names and scores only folders named by them (Sandal/x.png).
 
     \b
     Example:
@@ -646,9 +647,11 @@ def predict(
         if not r.ok:
             click.echo(f"{r.file}: error: {r.error}", err=True)
             continue
-        top = ", ".join(f"{d} {p:.3f}" for d, p in r.top_k)
-        mark = "" if r.label is None else ("  ok" if r.correct else f"  WRONG (label {r.label})")
-        click.echo(f"{r.file}  {r.digit}  {r.probability:.3f}  [top {top_k}: {top}]{mark}")
+        top = ", ".join(f"{r.class_name(d)} {p:.3f}" for d, p in r.top_k)
+        label = "" if r.label is None else r.class_name(r.label)
+        mark = "" if r.label is None else ("  ok" if r.correct else f"  WRONG (label {label})")
+        name = r.class_name(r.top_k[0][0])  # the predicted class, named
+        click.echo(f"{r.file}  {name}  {r.probability:.3f}  [top {top_k}: {top}]{mark}")
     summary = summarise(results)
     if as_json:
         click.echo(

@@ -16,7 +16,10 @@ tflite         export/model.tflite              the TFLite / LiteRT interpreter
 =============  ===============================  ==========================================
 
 Every artefact is written to a temporary name beside its destination and
-renamed into place, so a failed export never leaves half a model behind.
+renamed into place, so a failed export never leaves half a model behind. An
+existing ONNX or TFLite file is replaced; an existing SavedModel directory is
+replaced only when it holds nothing but a SavedModel (an earlier export), so a
+mistyped ``--out`` never deletes other files.
 """
 
 from __future__ import annotations
@@ -71,7 +74,9 @@ def export_model(
     model_ref : a run directory, a run name in ``runs_dir``, ``latest``, or a ``.keras`` file.
     fmt : ``"savedmodel"``, ``"onnx"`` or ``"tflite"``.
     out : destination (a directory for savedmodel, a file otherwise); default
-        :func:`default_export_path`. An existing one is replaced.
+        :func:`default_export_path`. An existing file, or an existing directory
+        holding only an earlier SavedModel export, is replaced; anything else is
+        refused and left as it was.
     runs_dir : where run names are looked up.
 
     Returns
@@ -81,7 +86,9 @@ def export_model(
     Raises
     ------
     MnistlabError
-        Unknown format, no such model, or the converter failed (with its reason).
+        Unknown format, no such model, a destination that cannot be replaced (a
+        directory where a file belongs, or a directory of other files), or the
+        converter failed (with its reason).
 
     Examples
     --------
@@ -91,6 +98,7 @@ def export_model(
     _check_format(fmt)
     model_path, _ = resolve_model(model_ref, runs_dir)
     dest = Path(out) if out is not None else default_export_path(model_ref, fmt, runs_dir)
+    _check_destination(dest, fmt)  # before the slow load and conversion
     model = load_keras_model(model_path)
     try:
         if fmt == "savedmodel":
@@ -120,6 +128,59 @@ def export_model(
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise MnistlabError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+
+
+# What Keras and TensorFlow write into a SavedModel directory (TF Serving adds
+# assets.extra/ for warm-up requests). A directory holding anything else is not an
+# earlier export and is never replaced.
+_SAVEDMODEL_ENTRIES = frozenset(
+    {
+        "saved_model.pb",
+        "saved_model.pbtxt",
+        "fingerprint.pb",
+        "keras_metadata.pb",
+        "variables",
+        "assets",
+        "assets.extra",
+    }
+)
+_FILE_NAMES = {"onnx": ("an ONNX", "model.onnx"), "tflite": ("a TFLite", "model.tflite")}
+
+
+def _check_destination(dest: Path, fmt: str) -> None:
+    """Refuse a destination whose replacement would destroy something not exported.
+
+    Raises
+    ------
+    MnistlabError
+        ``savedmodel`` into a file or into a non-empty directory that is not a
+        SavedModel; ``onnx`` or ``tflite`` into a directory.
+    """
+    if not (dest.exists() or dest.is_symlink()):
+        return
+    if fmt != "savedmodel":
+        if dest.is_dir():
+            kind, name = _FILE_NAMES[fmt]
+            raise MnistlabError(
+                f"{dest} is a directory; {kind} model is one file: pass a file path "
+                f"such as --out {dest / name}"
+            )
+        return
+    if not dest.is_dir():
+        raise MnistlabError(
+            f"{dest} exists and is not a directory; a SavedModel is a directory: "
+            "pass a new --out path"
+        )
+    try:
+        names = {entry.name for entry in dest.iterdir()}
+    except OSError as err:
+        raise MnistlabError(f"cannot read {dest}: {files.describe_os_error(err)}") from err
+    is_savedmodel = bool(names & {"saved_model.pb", "saved_model.pbtxt"})
+    if names and not (is_savedmodel and names <= _SAVEDMODEL_ENTRIES):
+        raise MnistlabError(
+            f"{dest} exists and is not a SavedModel export; pass a new --out path "
+            "(an earlier export holds only saved_model.pb, variables/ and assets/)"
+        )
 
 
 def _call_once(model: Any) -> None:
@@ -169,25 +230,33 @@ def _tflite_bytes(model: Any) -> bytes:
 
 @contextlib.contextmanager
 def _atomic_dir(dest: Path) -> Iterator[Path]:
-    """Yield a temporary directory beside ``dest``; swap it into place on success."""
+    """Yield a temporary directory beside ``dest``; swap it into place on success.
+
+    ``dest`` may be absent, empty, or an earlier SavedModel export (checked again
+    just before the swap: the conversion takes a while); the old one is removed
+    only once the new one is in place.
+    """
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     except OSError as err:
-        raise MnistlabError(
-            f"cannot write {dest}: {err.strerror or err}; choose a writable directory"
-        ) from err
+        raise MnistlabError(f"cannot write {dest}: {files.describe_os_error(err)}") from err
     target = tmp / "model"
     try:
         yield target
-        old = None
-        if dest.exists():
-            # A directory cannot be renamed over a non-empty one: move the old one
-            # aside first, then rename the new one in, then delete the old.
-            old = dest.with_name(f".{dest.name}.old.{os.getpid()}")
-            os.replace(dest, old)
-        os.replace(target, dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _check_destination(dest, "savedmodel")
+        old = tmp / "old"
+        moved = False
+        try:
+            if dest.exists() or dest.is_symlink():
+                # A directory cannot be renamed over a non-empty one: move the old one
+                # into the temporary directory (deleted below), then rename the new one in.
+                os.replace(dest, old)
+                moved = True
+            os.replace(target, dest)
+        except OSError as err:
+            if moved and not (dest.exists() or dest.is_symlink()):
+                os.replace(old, dest)  # put the earlier export back
+            raise MnistlabError(f"cannot write {dest}: {files.describe_os_error(err)}") from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

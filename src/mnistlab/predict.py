@@ -1,4 +1,4 @@
-"""Predict digits in image files with a saved model.
+"""Predict digits (or a run's other classes) in image files with a saved model.
 
 A model is named the way the CLI names it: a run directory (its ``model.keras``),
 a run name inside ``runs_dir``, ``latest``, or a path to any ``.keras`` file::
@@ -8,7 +8,12 @@ a run name inside ``runs_dir``, ``latest``, or a path to any ``.keras`` file::
     -> each image: mnistlab.preprocess into MNIST form -> probabilities
     -> digit, probability, top-k; directories recursively; labels from folder names
 
-An image that cannot be read is reported and counted; the batch goes on.
+An image that cannot be read is reported and counted; the batch goes on. A model
+whose outputs are not finite (its training diverged) is refused, and so is a
+request that finds no image files at all.
+
+A run trained on Fashion-MNIST predicts its own classes: results carry the run's
+class names, and only folders named by one of them (``Sandal/x.png``) label files.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from mnistlab.data import CLASS_NAMES
 from mnistlab.errors import MnistlabError
 from mnistlab.models import INPUT_SHAPE, NUM_CLASSES, load_saved_model
 from mnistlab.preprocess import ImageError, preprocess_image
@@ -43,9 +49,9 @@ __all__ = [
 ]
 
 # Files a directory walk picks up; a file named explicitly is always tried.
-IMAGE_EXTENSIONS = frozenset(
-    {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
-)
+_EXTENSIONS = tuple(".png .jpg .jpeg .gif .bmp .tif .tiff .webp .pgm .ppm .pnm".split())
+IMAGE_EXTENSIONS = frozenset(_EXTENSIONS)
+DIGITS = CLASS_NAMES["mnist"]  # "0" .. "9": what a model's classes are unless its run says
 CALIBRATION_FILE = "calibration.json"  # optional, with a "temperature" key
 # How the forward pass runs: "tf" (the Keras model in a tf.function) or "onnx" (the
 # same model converted by tf2onnx, run by onnxruntime: ~20x less overhead per call).
@@ -110,6 +116,14 @@ class Predictor:
         1.0 leaves the model's probabilities as they are.
     engine : ``"tf"`` (tf.function) or ``"onnx"`` (onnxruntime; converts the model
         at start-up, about a second).
+    class_names : what class ``i`` is called (the run's dataset's ``class_names``);
+        default the digits ``"0"`` .. ``"9"``.
+
+    Raises
+    ------
+    MnistlabError
+        Bad temperature or engine, or a model whose output is NaN or infinite (a
+        diverged training run).
 
     Examples
     --------
@@ -128,6 +142,7 @@ class Predictor:
         metrics: dict[str, Any] | None = None,
         temperature: float = 1.0,
         engine: str = "tf",
+        class_names: Sequence[str] | None = None,
     ) -> None:
         if not (math.isfinite(temperature) and temperature > 0):
             raise MnistlabError(f"invalid temperature={temperature!r}: expected a number > 0")
@@ -139,6 +154,12 @@ class Predictor:
         self.metrics = metrics or {}
         self.temperature = float(temperature)
         self.engine = engine
+        self.class_names = tuple(class_names) if class_names is not None else DIGITS
+        if len(self.class_names) != NUM_CLASSES:
+            raise MnistlabError(
+                f"expected {NUM_CLASSES} class names, got {len(self.class_names)}: "
+                f"{', '.join(self.class_names)}"
+            )
         self._forward = self._onnx_forward() if engine == "onnx" else self._tf_forward()
         self.warm_up()
 
@@ -172,10 +193,28 @@ class Predictor:
         return lambda x: session.run(None, {input_name: x})[0]
 
     def warm_up(self, repeats: int = 5) -> None:
-        """Trace and run the forward pass a few times so the first request is not slow."""
+        """Trace and run the forward pass a few times so the first request is not slow.
+
+        Raises
+        ------
+        MnistlabError
+            The model's output is NaN or infinite (see :meth:`probabilities`).
+        """
         zeros = np.zeros((1, *INPUT_SHAPE), np.float32)
-        for _ in range(repeats):
-            self._forward(zeros)
+        for _ in range(max(1, repeats)):
+            out = self._forward(zeros)
+        self._check_finite(out)
+
+    def _check_finite(self, probs: np.ndarray) -> None:
+        # A run whose loss went NaN saves NaN weights, and NaN in means NaN out: every
+        # "prediction" would be class 0 with probability nan.
+        if np.isfinite(probs).all():
+            return
+        what = "NaN" if np.isnan(probs).any() else "infinite values"
+        raise MnistlabError(
+            f"the model {self.name} outputs {what}: its training diverged; "
+            "retrain it with a lower learning rate (--lr)"
+        )
 
     def probabilities(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class probabilities of MNIST-form images.
@@ -188,6 +227,11 @@ class Predictor:
         Returns
         -------
         float32 (N, 10), rows summing to 1.
+
+        Raises
+        ------
+        MnistlabError
+            The model's output for some image is NaN or infinite.
         """
         x = np.asarray(images, dtype=np.float32)
         if x.ndim == 3:
@@ -197,7 +241,9 @@ class Predictor:
         if len(x) == 0:
             return np.zeros((0, NUM_CLASSES), np.float32)
         out = [self._forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        return self._calibrate(np.concatenate(out).astype(np.float32))
+        probs = np.concatenate(out).astype(np.float32)
+        self._check_finite(probs)
+        return self._calibrate(probs)
 
     def _calibrate(self, probs: np.ndarray) -> np.ndarray:
         if self.temperature == 1.0:
@@ -208,7 +254,7 @@ class Predictor:
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
     def predict_image(self, source: str | os.PathLike[str] | bytes, top_k: int = 3) -> FileResult:
-        """Preprocess one image (path or bytes) and predict its digit.
+        """Preprocess one image (path or bytes) and predict its digit (its class).
 
         Raises
         ------
@@ -218,7 +264,14 @@ class Predictor:
         pre = preprocess_image(source)
         probs = self.probabilities(pre.image[np.newaxis])[0]
         name = "upload" if isinstance(source, bytes | bytearray) else str(source)
-        return FileResult.from_probs(name, probs, top_k, image=pre.image)
+        return FileResult.from_probs(
+            name, probs, top_k, image=pre.image, class_names=self._result_names()
+        )
+
+    def _result_names(self) -> tuple[str, ...] | None:
+        # Results name their classes only when they are not the digits (MNIST output
+        # stays as it always was).
+        return None if self.class_names == DIGITS else self.class_names
 
 
 def load_predictor(
@@ -226,8 +279,10 @@ def load_predictor(
 ) -> Predictor:
     """Load the model a reference names (see :func:`resolve_model`) as a :class:`Predictor`.
 
-    A run's ``metrics.json`` is attached when it exists, and a ``calibration.json``
-    with a ``temperature`` is applied to the probabilities.
+    A run's ``metrics.json`` is attached when it exists, a ``calibration.json``
+    with a ``temperature`` is applied to the probabilities, and the classes are
+    named as in the run's dataset (Fashion-MNIST's ``Sandal``, ...; a bare
+    ``.keras`` file's classes are the digits).
 
     Parameters
     ----------
@@ -238,6 +293,12 @@ def load_predictor(
     Returns
     -------
     Predictor ready to classify images.
+
+    Raises
+    ------
+    MnistlabError
+        No such model, not an MNIST-shaped classifier, an unreadable calibration,
+        or a model that outputs NaN (its training diverged).
 
     Examples
     --------
@@ -254,7 +315,9 @@ def load_predictor(
         )
     metrics: dict[str, Any] = {}
     temperature = 1.0
+    class_names = DIGITS
     if run is not None:
+        class_names = CLASS_NAMES.get(run.config().dataset, DIGITS)
         if run.metrics_path.is_file():
             metrics = run.metrics()
         calibration = run.path / CALIBRATION_FILE
@@ -270,6 +333,7 @@ def load_predictor(
         metrics=metrics,
         temperature=temperature,
         engine=engine,
+        class_names=class_names,
     )
 
 
@@ -286,9 +350,12 @@ class FileResult:
     digit, probability : the predicted class and its probability (None on error).
     top_k : [(digit, probability), ...], most likely first.
     probabilities : all ten, in digit order.
-    label : the true digit when the file sits in a folder named by it (``samples/7/x.png``).
+    label : the true digit when the file sits in a folder named by it (``samples/7/x.png``;
+        for a run with other classes, a folder named by a class: ``Sandal/x.png``).
     error : the one-line reason when the file could not be used.
     image : the 28x28 image the model saw (float32), not serialised.
+    class_names : the classes' names when they are not the digits (Fashion-MNIST);
+        then :meth:`to_dict` adds a ``class`` beside each class number.
     """
 
     file: str
@@ -299,10 +366,16 @@ class FileResult:
     label: int | None = None
     error: str | None = None
     image: np.ndarray | None = field(default=None, repr=False)
+    class_names: tuple[str, ...] | None = field(default=None, repr=False)
 
     @classmethod
     def from_probs(
-        cls, file: str, probs: np.ndarray, top_k: int, image: np.ndarray | None = None
+        cls,
+        file: str,
+        probs: np.ndarray,
+        top_k: int,
+        image: np.ndarray | None = None,
+        class_names: tuple[str, ...] | None = None,
     ) -> FileResult:
         order = np.argsort(-probs, kind="stable")[: max(1, top_k)]
         return cls(
@@ -312,7 +385,12 @@ class FileResult:
             top_k=[(int(d), float(probs[d])) for d in order],
             probabilities=[float(p) for p in probs],
             image=image,
+            class_names=class_names,
         )
+
+    def class_name(self, index: int) -> str:
+        """What class ``index`` is called: ``"7"`` for MNIST, ``"Sandal"`` for Fashion-MNIST's 5."""
+        return self.class_names[index] if self.class_names else str(index)
 
     @property
     def ok(self) -> bool:
@@ -329,21 +407,56 @@ class FileResult:
         """Plain-JSON form (without the image)."""
         if self.error is not None:
             return {"file": self.file, "error": self.error, "label": self.label}
+        if self.class_names is None:  # MNIST: the digits are the names
+            top_k = [{"digit": d, "probability": p} for d, p in self.top_k]
+            named = {}
+        else:
+            top_k = [
+                {"digit": d, "class": self.class_name(d), "probability": p} for d, p in self.top_k
+            ]
+            named = {"class": self.class_name(self.digit) if self.digit is not None else None}
         return {
             "file": self.file,
             "digit": self.digit,
+            **named,
             "probability": self.probability,
-            "top_k": [{"digit": d, "probability": p} for d, p in self.top_k],
+            "top_k": top_k,
             "probabilities": self.probabilities,
             "label": self.label,
             "correct": self.correct,
         }
 
 
-def label_from_path(path: str | os.PathLike[str]) -> int | None:
-    """The digit a file's folder names (``samples/7/x.png`` -> 7), else None."""
+def label_from_path(
+    path: str | os.PathLike[str], class_names: Sequence[str] | None = None
+) -> int | None:
+    """The class a file's folder names (``samples/7/x.png`` -> 7), else None.
+
+    Parameters
+    ----------
+    path : an image file.
+    class_names : the model's classes (default the digits). For other classes the
+        folder must be named by one of them, ignoring case, spaces and punctuation
+        (``Sandal/``, ``t-shirt-top/``, ``ankle_boot/``): a digit folder does not
+        label a Fashion-MNIST image.
+
+    Examples
+    --------
+    >>> fashion = CLASS_NAMES["fashion-mnist"]
+    >>> label_from_path("samples/7/x.png"), label_from_path("shoes/sandal/x.png", fashion)
+    (7, 5)
+    """
     parent = Path(path).parent.name
-    return int(parent) if len(parent) == 1 and parent.isdigit() else None
+    if class_names is None or tuple(class_names) == DIGITS:
+        return int(parent) if len(parent) == 1 and parent.isdigit() else None
+    wanted = _folder_key(parent)
+    matches = [i for i, name in enumerate(class_names) if _folder_key(name) == wanted]
+    return matches[0] if wanted and matches else None
+
+
+def _folder_key(name: str) -> str:
+    # "T-shirt/top" cannot be a folder name: compare letters and digits only.
+    return "".join(ch for ch in name.casefold() if ch.isalnum())
 
 
 def find_images(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
@@ -389,6 +502,12 @@ def predict_files(
     ------
     FileResult per file, in order.
 
+    Raises
+    ------
+    MnistlabError
+        ``top_k`` out of range, no image file at all under ``paths`` (e.g. an empty
+        directory), or a model whose output is NaN.
+
     Examples
     --------
     >>> results = list(predict_files(load_predictor("latest"), ["samples"]))
@@ -397,9 +516,13 @@ def predict_files(
     """
     if not 1 <= top_k <= NUM_CLASSES:
         raise MnistlabError(f"invalid top_k={top_k!r}: expected 1 to {NUM_CLASSES}")
+    paths = list(paths)
+    names = predictor._result_names()
     pending: list[tuple[FileResult, np.ndarray | None]] = []
+    found = 0
     for path in find_images(paths):
-        result = FileResult(file=str(path), label=label_from_path(path))
+        found += 1
+        result = FileResult(file=str(path), label=label_from_path(path, names), class_names=names)
         image = None
         try:
             image = preprocess_image(path).image
@@ -409,6 +532,12 @@ def predict_files(
         if len(pending) >= chunk:
             yield from _predict_chunk(predictor, pending, top_k)
             pending = []
+    if not found:
+        where = ", ".join(str(p) for p in paths) or "the paths given"
+        raise MnistlabError(
+            f"no image files found in {where} (looked for {', '.join(_EXTENSIONS)}; "
+            "hidden files and folders are skipped)"
+        )
     yield from _predict_chunk(predictor, pending, top_k)
 
 
@@ -420,7 +549,9 @@ def _predict_chunk(
     i = 0
     for result, image in pending:
         if image is not None:
-            done = FileResult.from_probs(result.file, probs[i], top_k, image=image)
+            done = FileResult.from_probs(
+                result.file, probs[i], top_k, image=image, class_names=result.class_names
+            )
             done.label = result.label
             result = done
             i += 1
