@@ -49,6 +49,7 @@ def test_models_lists_every_registered_model_with_its_size():
         (["evaluate", "no/such/run"], "no run directory at no/such/run"),
         (["report", "no/such/run"], "no run directory at no/such/run"),
         (["data", "--dataset", "cifar"], "cifar"),
+        (["preprocess", "digit.png", "--out", "small.jpg"], "give a path ending in .png"),
     ],
 )
 def test_user_mistakes_get_one_clear_line_and_a_nonzero_exit(tmp_path, args, fragment):

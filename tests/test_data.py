@@ -293,6 +293,9 @@ def test_second_load_comes_from_cache(mnist_idx_dir: Path, tmp_path: Path) -> No
     # ...and still says where the cached copy first came from.
     assert second.source == f"cache (originally: idx directory {mnist_idx_dir})"
     assert_same_data(second, first)
+    # A mistyped --idx-dir is pointed out, although the cache would have answered.
+    with pytest.raises(MnistlabError, match=r"--idx-dir .*nowhere: no such directory"):
+        load_dataset("mnist", home=tmp_path, idx_dir=tmp_path / "nowhere")
 
 
 def test_unwritable_cache_still_returns_verified_data_and_warns(

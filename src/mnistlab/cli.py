@@ -596,6 +596,8 @@ def preprocess(image: str, out: str | None, scale: int) -> None:
     from mnistlab import files
     from mnistlab.preprocess import preprocess_image, to_png
 
+    if out and Path(out).suffix.lower() != ".png":
+        raise MnistlabError(f"--out {out}: the image is written as PNG; give a path ending in .png")
     pre = preprocess_image(image)
     shades = " .:-=+*#%@"
     for row in pre.image:

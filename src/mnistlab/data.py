@@ -278,6 +278,12 @@ def load_dataset(
     'Ankle boot'
     """
     _check_name(name)
+    if idx_dir is not None and not Path(idx_dir).expanduser().is_dir():
+        # Checked even when the cache answers: a mistyped path should not pass unnoticed.
+        raise MnistlabError(
+            f"--idx-dir {idx_dir}: no such directory; pass the directory that holds "
+            "the four IDX files, or leave the option out"
+        )
 
     def say(message: str) -> None:
         if progress:
