@@ -33,6 +33,8 @@ def assert_one_line_error(result, fragment):
 def test_models_lists_every_registered_model_with_its_size():
     result = mnistlab("models", "--json")
     assert result.returncode == 0, result.stderr
+    # TensorFlow loads for this, and its start-up lines stay off the terminal.
+    assert result.stderr == ""
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert {"fnn", "cnn-fast", "cnn"} <= set(rows)
     h1, h2 = get_model_spec("fnn").defaults["hidden"]

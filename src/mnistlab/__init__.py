@@ -20,9 +20,12 @@ import sys
 import types
 from typing import Any
 
+from mnistlab import _tf_startup
+
 # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise for users.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+_tf_startup.install()  # and what that setting does not silence (see the module)
 
 __version__ = "0.1.0"
 
