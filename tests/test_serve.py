@@ -476,6 +476,23 @@ def test_serve_that_cannot_listen_says_so_in_one_line(digit_run, problem):
     assert "serving" not in result.stdout, result.stdout  # it never served
 
 
+def test_port_0_serves_on_a_free_port_and_says_which(digit_run):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cmd = [sys.executable, "-m", "mnistlab", "serve", str(digit_run.path), "--engine", "tf"]
+    proc = subprocess.Popen(
+        [*cmd, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )
+    try:
+        line = proc.stdout.readline()  # "serving NAME (tf) on http://127.0.0.1:PORT/"
+        url = re.search(r"on (http://127\.0\.0\.1:(\d+)/)", line)
+        assert url and url.group(2) != "0", line
+        with urllib.request.urlopen(url.group(1) + "healthz", timeout=30) as response:
+            assert response.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 # -- load: 2,000 requests, 32 at a time, zero errors -------------------------------------------
 
 

@@ -793,6 +793,7 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     sock = listen_socket(host, port)  # a port in use or a bad --host: one line, before loading
+    port = sock.getsockname()[1]  # the one the system chose for --port 0
     predictor = load_for_serving(run, runs_dir, engine=engine)
     app = create_app(predictor, max_upload_bytes=int(max_upload_mb * 1024 * 1024))
     announce = f"serving {predictor.name} ({predictor.engine}) on http://{host}:{port}/"
