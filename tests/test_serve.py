@@ -87,6 +87,27 @@ def mnist_json(image_uint8):
 # -- good requests --------------------------------------------------------------------------
 
 
+def test_a_run_of_other_classes_answers_with_their_names(digit_run, mnist):
+    # The model is MNIST's; what matters here is that the server names the classes the
+    # predictor was given (a Fashion-MNIST run's), as `mnistlab predict` does.
+    from mnistlab.data import CLASS_NAMES
+    from mnistlab.models import load_saved_model
+    from mnistlab.predict import Predictor
+    from mnistlab.serve import create_app, start_in_thread
+
+    names = CLASS_NAMES["fashion-mnist"]
+    predictor = Predictor(load_saved_model(digit_run.model_path), class_names=names)
+    server, url = start_in_thread(create_app(predictor))
+    try:
+        body = mnist_json(mnist.x_test[0])
+        status, data = request(f"{url}/v1/predict", "POST", body, "application/json")
+    finally:
+        server.should_exit = True
+    assert status == 200
+    assert data["class"] == names[data["digit"]]
+    assert [t["class"] for t in data["top_k"]] == [names[t["digit"]] for t in data["top_k"]]
+
+
 def test_multipart_upload_of_a_photo(digit_server):
     body, ctype = multipart(("photo.jpg", (SAMPLES / "3" / "photo.jpg").read_bytes()))
     status, result = request(f"{digit_server}/v1/predict?include_input=true", "POST", body, ctype)
