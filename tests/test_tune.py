@@ -94,11 +94,16 @@ def test_two_workers_on_sqlite_run_exactly_n_trials_and_write_the_outputs(mnist,
 
 
 @pytest.mark.slow
-def test_rerunning_continues_the_study_and_retrain_best_tests_once(mnist, tmp_path):
+def test_rerunning_continues_the_study_and_retrain_best_tests_once(mnist, tmp_path, capfd):
     first = tune(
-        "fnn", trials=2, epochs=1, dataset=mnist, train_limit=TRAIN_LIMIT, runs_dir=tmp_path
+        "fnn", trials=1, epochs=1, dataset=mnist, train_limit=TRAIN_LIMIT, runs_dir=tmp_path
     )
-    assert first.counts == {"complete": 2}
+    assert first.counts == {"complete": 1}
+    # One finished trial has no parameter importances to show (Optuna would draw equal shares).
+    assert "importances" not in first.paths
+    assert "needs at least two finished trials" in first.paths["report"].read_text()
+    tune("fnn", trials=1, epochs=1, dataset=mnist, train_limit=TRAIN_LIMIT, runs_dir=tmp_path)
+    capfd.readouterr()
     again = tune(
         "fnn",
         trials=1,
@@ -107,7 +112,12 @@ def test_rerunning_continues_the_study_and_retrain_best_tests_once(mnist, tmp_pa
         train_limit=TRAIN_LIMIT,
         runs_dir=tmp_path,
         retrain_best=True,
+        progress=True,
     )
+    # Progress, the retraining's epochs included, goes to stderr: stdout stays free for --json.
+    out, err = capfd.readouterr()
+    assert out == "" and "Epoch 1/" in err
+    assert "importances" in again.paths
     study = optuna.load_study(study_name="fnn", storage=again.storage)
     trials = sorted(study.trials, key=lambda t: t.number)
     assert [t.number for t in trials] == [0, 1, 2]
@@ -129,9 +139,15 @@ def test_rerunning_continues_the_study_and_retrain_best_tests_once(mnist, tmp_pa
     assert saved["retrain"]["test_accuracy"] == metrics["test_accuracy"]
     assert "Best configuration retrained" in again.paths["report"].read_text()
 
-    # More trials on another budget would not compare with these: refused, none added.
-    with pytest.raises(MnistlabError, match="ran its trials with epochs=1, train_limit="):
+    # More trials on another budget, or scored on another validation split (another
+    # seed), would not compare with these: refused, none added.
+    with pytest.raises(MnistlabError, match="ran its trials with epochs=1; trials with epochs=2"):
         tune("fnn", trials=1, epochs=2, dataset=mnist, train_limit=TRAIN_LIMIT, runs_dir=tmp_path)
+    with pytest.raises(MnistlabError, match="ran its trials with seed=0; trials with seed=7"):
+        tune(
+            "fnn", trials=1, epochs=1, seed=7, dataset=mnist, train_limit=TRAIN_LIMIT,
+            runs_dir=tmp_path,
+        )  # fmt: skip
     assert len(optuna.load_study(study_name="fnn", storage=again.storage).trials) == 3
 
     # Writing the outputs later (--trials 0, any machine) keeps the retrained result.
@@ -202,6 +218,7 @@ def test_two_workers_on_a_real_postgresql_server_run_exactly_n_trials(
     ("storage", "expected"),
     [
         ("not a url", "is not a database URL"),
+        ("sqlite://", "is an in-memory SQLite database"),
         ("nosuchdb://host/db", "cannot open the study storage nosuchdb://host/db"),
         (
             "postgresql://me:secret@127.0.0.1:1/optuna",

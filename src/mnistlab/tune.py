@@ -37,6 +37,7 @@ import socket
 import sys
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,7 @@ from mnistlab.models import get_model_spec, list_models
 if TYPE_CHECKING:  # optuna and keras load on first use: `mnistlab --help` stays quick
     import optuna
 
-OBJECTIVE = "val_accuracy"  # what a trial reports per epoch and is scored on (its best epoch)
+OBJECTIVE = "val_accuracy"  # reported per epoch; a trial scores the epoch whose weights it keeps
 STUDY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # also a directory name
 
 
@@ -235,6 +236,11 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
             "sqlite:///runs/tune/optuna.db or postgresql://USER:PASSWORD@HOST:5432/DBNAME"
         ) from None
     engine_kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise MnistlabError(
+            f"--storage {shown} is an in-memory SQLite database, which every connection "
+            "sees empty; give a file, such as sqlite:///runs/tune/optuna.db"
+        )
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             folder = Path(parsed.database).parent
@@ -377,8 +383,10 @@ def tune(
     seed : seeds every trial's training and validation split (the same split
         for all trials, and for ``mnistlab train --seed`` with this seed) and
         the samplers (worker ``i`` uses ``seed + 1000 i`` plus the number of
-        trials already in the study, so a continued study explores anew).
-        Workers on other machines should pass other seeds.
+        trials already in the study, so a continued study explores anew). A study
+        keeps the seed of its first trials and refuses another: its trials must be
+        scored on the same validation split. Workers on other machines pass the same
+        seed; with an explicit ``storage`` their samplers also differ by host name.
     runs_dir : outputs go to ``<runs_dir>/tune/<study>/``; a retrained run to
         ``runs_dir`` itself.
     dataset : already-loaded data; loaded if None. The trials get a copy
@@ -423,8 +431,11 @@ def tune(
     out_dir = (runs_dir / "tune" / study).resolve()
     opt_study = _create_study(url, study, model)
     if trials:
-        _check_budget(opt_study, shown, {"epochs": epochs, "train_limit": train_limit})
+        budget = {"epochs": epochs, "train_limit": train_limit, "seed": seed}
+        _check_budget(opt_study, shown, budget)
     already = len(opt_study.trials)
+    # Machines sharing a database start different samplers (one machine: unchanged).
+    host_offset = zlib.crc32(socket.gethostname().encode()) % 1_000_000 if storage else 0
 
     full = dataset or load_dataset("mnist", progress=progress)
     search_data, val_size = _search_dataset(full, train_limit)
@@ -453,9 +464,9 @@ def tune(
                 budget[0] -= 1
                 return budget[0] >= 0
 
-            _work(job, claim, sampler_seed=seed + already)
+            _work(job, claim, sampler_seed=seed + already + host_offset)
         else:
-            _run_workers(job, trials, workers, sampler_seed=seed + already)
+            _run_workers(job, trials, workers, sampler_seed=seed + already + host_offset)
 
     if retrain_best:
         retrain = _retrain(url, study, full, runs_dir, train_limit, progress)
@@ -497,20 +508,19 @@ def _create_study(url: str, name: str, model: str) -> optuna.Study:
 
 
 def _check_budget(study: optuna.Study, shown_url: str, budget: dict[str, Any]) -> None:
-    """Refuse to add trials trained on another budget: their scores would not compare."""
-    recorded = study.user_attrs.get("budget")
-    if recorded is None:
-        study.set_user_attr("budget", budget)
-    elif recorded != budget:
-
-        def show(b: dict[str, Any]) -> str:
-            return ", ".join(f"{k}={b.get(k)}" for k in ("epochs", "train_limit"))
-
+    """Refuse to add trials trained on another budget or split: their scores would not compare."""
+    recorded = study.user_attrs.get("budget") or {}
+    differs = [k for k in budget if k in recorded and recorded[k] != budget[k]]
+    if differs:
+        then = ", ".join(f"{k}={recorded[k]}" for k in differs)
+        now = ", ".join(f"{k}={budget[k]}" for k in differs)
         raise MnistlabError(
-            f"study {study.study_name!r} in {shown_url} ran its trials with {show(recorded)}; "
-            f"trials with {show(budget)} would not compare with them: pass the same "
-            "--epochs and --train-limit, or another --study name"
+            f"study {study.study_name!r} in {shown_url} ran its trials with {then}; trials "
+            f"with {now} would not compare with them (the seed picks the validation split): "
+            "pass the same --epochs, --train-limit and --seed, or another --study name"
         )
+    if set(budget) - set(recorded):  # a new study, or one recorded before the seed was
+        study.set_user_attr("budget", {**recorded, **budget})
 
 
 def _search_dataset(data: Dataset, train_limit: int | None) -> tuple[Dataset, int]:
@@ -675,6 +685,8 @@ class _Objective:
         trial.set_user_attr("run", str(run.path))
         trial.set_user_attr("epochs_run", state["epochs_run"])
         best = float(state["best_val_accuracy"])
+        if config.keep == "last":  # the run keeps the last epoch's weights: score those
+            best = _last_epoch_score(run.history_path, best)
         seconds = time.perf_counter() - started
         shown = " ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
         if pruning.pruned_at is not None:
@@ -822,7 +834,12 @@ def _write_figures(
     import optuna.visualization.matplotlib as ovm
 
     written, missing = {}, {}
+    complete = sum(t.state.name == "COMPLETE" for t in opt_study.trials)
     for key, (name, plot, size) in FIGURES.items():
+        if key == "importances" and complete < 2:
+            # Optuna draws one trial's "importances" as equal shares: meaningless.
+            missing[key] = "needs at least two finished trials"
+            continue
         with _quiet_optuna(), warnings.catch_warnings():
             # "some regimes have less than 2 trials": expected in small studies.
             warnings.simplefilter("ignore", UserWarning)
@@ -1062,7 +1079,9 @@ def _retrain(
         f"retraining trial {best_trial.number}'s configuration for up to {config.epochs} "
         f"epochs as a normal run in {runs_dir}",
     )
-    run = train(config, runs_dir=runs_dir, dataset=train_data, verbose=2 if progress else 0)
+    # Keras prints epochs to stdout; they are progress, so stderr (stdout may be --json).
+    with contextlib.redirect_stdout(sys.stderr):
+        run = train(config, runs_dir=runs_dir, dataset=train_data, verbose=2 if progress else 0)
     # The one and only look at the test set, after every choice has been made.
     metrics = evaluate(run, dataset=data)
     state = run.state()
@@ -1075,6 +1094,16 @@ def _retrain(
         "best_val_accuracy": float(state["best_val_accuracy"]),
         "test_accuracy": float(metrics["test_accuracy"]),
     }
+
+
+def _last_epoch_score(history_csv: Path, default: float) -> float:
+    """The last epoch's validation accuracy in ``history.csv`` (``default`` if unreadable)."""
+    try:
+        with open(history_csv, newline="") as f:
+            rows = list(csv.DictReader(f))
+        return float(rows[-1][OBJECTIVE])
+    except (OSError, IndexError, KeyError, ValueError):
+        return default
 
 
 def pruning_callback(trial: optuna.Trial, monitor: str = OBJECTIVE) -> Any:
