@@ -6,7 +6,7 @@ import pytest
 from mnistlab.config import make_config
 from mnistlab.ensemble import ensemble
 from mnistlab.errors import MnistlabError
-from mnistlab.evaluate import evaluate, format_metrics, load_predictions
+from mnistlab.evaluate import calibrate, evaluate, format_metrics, load_predictions
 from mnistlab.report import write_report
 from mnistlab.runs import RunDir
 from mnistlab.train import train
@@ -50,8 +50,14 @@ def test_ensemble_averages_member_probabilities_and_evaluates_like_a_run(members
     assert f"members        2 runs with {recorded['n_errors'][0]:,}, " in format_metrics(metrics)
     page = write_report(run, dataset=mnist).read_text()
     assert "Ensemble members" in page and members[1].path.name in page
+    assert "for an ensemble only when its members share seed and val_size" in page
     # An ordinary run has no members section.
     assert "members" not in members[0].metrics()
+    # Members of seeds 0 and 1 held out different validation images: each one's is partly
+    # the other's training data, so there is nothing honest to fit a temperature on.
+    with pytest.raises(MnistlabError, match="held out different validation images"):
+        calibrate(run, dataset=mnist)
+    assert not (run.path / "calibration.json").exists()
 
 
 def test_an_ensemble_needs_two_finished_runs(members, tmp_path):

@@ -117,6 +117,8 @@ def test_val_size_zero_trains_on_every_image_and_keeps_the_last_epoch(mnist, tmp
     evaluate(run, dataset=mnist)
     report = write_report(run, dataset=mnist)
     assert "no validation split" in report.read_text()
+    # ...and it does not advise `mnistlab calibrate`, which would refuse this run.
+    assert "Run 'mnistlab calibrate RUN'" not in report.read_text()
     with pytest.raises(MnistlabError, match="val_size 0"):  # nothing held out to fit T on
         calibrate(run, dataset=mnist)
 

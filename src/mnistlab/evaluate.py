@@ -40,6 +40,7 @@ from mnistlab.analysis import (
     member_overlap,
     negative_log_likelihood,
 )
+from mnistlab.config import TrainConfig
 from mnistlab.data import Dataset, load_dataset, to_float, train_val_split
 from mnistlab.errors import MnistlabError
 from mnistlab.models import load_saved_model
@@ -219,6 +220,12 @@ def evaluate(
     run = run if isinstance(run, RunDir) else RunDir.open(run, runs_dir)
     run.require_finished()
     config = run.config()
+    if dataset is None and run.is_cv_fold():
+        # Its metrics.json holds its held-out fold's scores, which cv's summary is made of.
+        raise MnistlabError(
+            f"run {run.name} is a cross-validation fold, scored on its held-out fold; "
+            "evaluating it on the test set would replace that score: leave it to 'mnistlab cv'"
+        )
     dataset = run_dataset(run, dataset)
 
     model = load_saved_model(run.model_path, hint="retrain the run")
@@ -363,6 +370,8 @@ def calibrate(
             "validation split is left to fit a temperature on; calibrate a run trained "
             "with a validation split (the default --val-size 5000)"
         )
+    if run.is_ensemble():
+        _check_members_share_their_split(run)
     # The same split train() made: same images, same seed.
     _, _, x_val, y_val = train_val_split(
         dataset.x_train, dataset.y_train, val_size=config.val_size, seed=config.seed
@@ -394,6 +403,31 @@ def calibrate(
     }
     files.write_json(run.path / CALIBRATION_FILE, record)
     return record
+
+
+def _check_members_share_their_split(run: RunDir) -> None:
+    """Refuse an ensemble whose members held out different validation images.
+
+    A member's validation split is another member's training data unless they share
+    seed and val_size; a temperature fitted there would be fitted on trained-on images.
+    """
+    splits = set()
+    for member in run.config().params.get("members") or []:
+        try:
+            c = TrainConfig.load(Path(member) / "config.json")
+        except MnistlabError:
+            raise MnistlabError(
+                f"cannot read the config of ensemble member {member}, so the validation "
+                f"images of ensemble {run.name} are unknown; calibrate its members instead"
+            ) from None
+        splits.add((c.seed, c.val_size))
+    if len(splits) > 1:
+        shown = ", ".join(f"seed {seed} / val_size {size}" for seed, size in sorted(splits))
+        raise MnistlabError(
+            f"the members of ensemble {run.name} held out different validation images "
+            f"({shown}): each one's validation split is partly another's training data, so "
+            "no split is left to fit a temperature on; calibrate the members one by one"
+        )
 
 
 def format_calibration(record: dict[str, Any]) -> str:

@@ -59,6 +59,7 @@ from mnistlab.analysis import (  # noqa: E402
     roc_auc,
     roc_curves,
 )
+from mnistlab.config import TrainConfig  # noqa: E402
 from mnistlab.data import Dataset  # noqa: E402
 from mnistlab.errors import MnistlabError  # noqa: E402
 from mnistlab.evaluate import load_predictions, run_dataset  # noqa: E402
@@ -1036,6 +1037,7 @@ def analysis_sections(
     probs: np.ndarray,
     class_names: Sequence[str],
     calibration: Mapping[str, Any] | None = None,
+    uncalibrated_note: str | None = None,
 ) -> list[Section]:
     """The sections on where the model errs, how sure it is and how well it ranks.
 
@@ -1179,7 +1181,7 @@ def analysis_sections(
             "(calibration.json); predictions and accuracy do not change."
         )
     else:
-        note = (
+        note = uncalibrated_note or (
             "Run 'mnistlab calibrate RUN' to fit a temperature on the validation split, "
             "then 'mnistlab report RUN' again to see its effect here."
         )
@@ -1198,6 +1200,22 @@ def analysis_sections(
         )
     )
     return sections
+
+
+def _uncalibrated_note(run: RunDir, config: TrainConfig) -> str | None:
+    # What to say instead of "run mnistlab calibrate" where calibrate would refuse.
+    if config.val_size == 0:
+        return (
+            "This run trained on all training images: no validation split is left to fit a "
+            "temperature on (mnistlab calibrate needs a run trained with --val-size > 0)."
+        )
+    if run.is_ensemble():
+        return (
+            "Run 'mnistlab calibrate RUN' to fit a temperature on the validation split; for "
+            "an ensemble only when its members share seed and val_size (the same held-out "
+            "images), otherwise calibrate the members."
+        )
+    return None
 
 
 def write_report(
@@ -1240,6 +1258,12 @@ def write_report(
 
     y_true, probs = load_predictions(run)
     if len(y_true) != len(dataset.y_test) or not np.array_equal(y_true, dataset.y_test):
+        if run.is_cv_fold():
+            raise MnistlabError(
+                f"run {run.name} is a cross-validation fold: its predictions are for its "
+                "held-out fold, not the test set; see the cross-validation's summary.md and "
+                "cv.png in its --out directory"
+            )
         raise MnistlabError(
             f"the predictions of run {run.name} are not for the {dataset.name} test set; "
             f"run 'mnistlab evaluate {run.path}' again"
@@ -1253,7 +1277,14 @@ def write_report(
         per_class_section(metrics),
         *[s for s in (members_section(metrics),) if s is not None],
         *figure_sections(figures, state),
-        *analysis_sections(analysis_figures, y_true, probs, dataset.class_names, calibration),
+        *analysis_sections(
+            analysis_figures,
+            y_true,
+            probs,
+            dataset.class_names,
+            calibration,
+            _uncalibrated_note(run, config),
+        ),
         config_section(config.to_dict()),
         *extra_sections,
     ]

@@ -230,6 +230,10 @@ class RunDir:
             f"resume it with: {self.resume_command()}"
         )
 
+    def is_cv_fold(self) -> bool:
+        """Whether ``mnistlab cv`` trained this run on one fold (its metrics are the fold's)."""
+        return str(self.state().get("data_source", "")).startswith("cross-validation fold")
+
     def is_ensemble(self) -> bool:
         """Whether this run was made by ``mnistlab ensemble`` (it has no training to resume)."""
         try:
