@@ -12,6 +12,8 @@ import pytest
 from mnistlab.config import make_config
 from mnistlab.cv import cross_validate, fold_indices, subset_indices
 from mnistlab.errors import MnistlabError
+from mnistlab.evaluate import evaluate
+from mnistlab.report import write_report
 
 N_IMAGES, FOLDS = 3000, 3
 
@@ -121,6 +123,16 @@ def test_each_fold_is_held_out_once_and_stratified(finished_cv, mnist):
         history_rows = (out / "folds" / f"fold_{r['fold']}" / "history.csv").read_text()
         assert len(history_rows.strip().splitlines()) == 1 + 1  # header + one epoch
 
+    # A fold's run is no ordinary run: evaluating it on the test set would replace its
+    # held-out score, and its report would have no test predictions. Both say so.
+    fold_run = out / "folds" / "fold_1"
+    before = (fold_run / "metrics.json").read_bytes()
+    with pytest.raises(MnistlabError, match="is a cross-validation fold, scored on its held-out"):
+        evaluate(fold_run)
+    with pytest.raises(MnistlabError, match="is a cross-validation fold: its predictions"):
+        write_report(fold_run, dataset=mnist)
+    assert (fold_run / "metrics.json").read_bytes() == before
+
 
 @pytest.mark.slow
 def test_the_summary_reports_mean_and_std_over_the_folds(finished_cv):
@@ -168,7 +180,7 @@ def test_an_interrupted_cross_validation_resumes_without_retraining_finished_fol
     )
 
     trained = [line for line in lines if "training on" in line]
-    assert trained == [f"fold 2/{FOLDS}: training on 2,000 images"]
+    assert trained == [f"fold 2/{FOLDS}: training on 1,700 images, validating on 300"]
     assert sum("finished earlier" in line for line in lines) == 2
     for i in (1, 3):
         assert (out / f"fold_{i}.json").stat().st_mtime_ns == kept[i]
@@ -232,6 +244,10 @@ def test_bad_arguments_get_one_line_and_a_nonzero_exit(tmp_path, mnist):
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert "dropout must be in [0, 1)" in refused.stderr
     assert not (tmp_path / "cv").exists()
+
+    no_split = _mnistlab("cv", "--val-size", "0", "--out", str(tmp_path / "cv"), mnist=mnist)
+    assert no_split.returncode == 1 and "pass --val-size 1 or more" in no_split.stderr
+    assert "--keep" not in no_split.stderr  # cv has no --keep to pass
 
     helped = _mnistlab("cv", "--help", mnist=mnist)
     assert helped.returncode == 0 and "Example:" in helped.stdout

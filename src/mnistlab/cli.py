@@ -369,7 +369,8 @@ def bench(recipes: tuple[str, ...], quick: bool, out_dir: str, seed: int) -> Non
     "--train-limit",
     type=int,
     default=None,
-    hidden=True,  # for tests and smoke runs: first N training images only
+    help="Search on the first N training images only (a fifth of them, at most 5,000, "
+    "validate): quick trial runs. A study keeps its limit.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print best_params.json.")
 @RUNS_DIR_OPTION
@@ -518,6 +519,11 @@ def cv(
     from mnistlab.config import make_config
     from mnistlab.cv import cross_validate, format_summary
 
+    if val_size == 0:
+        raise MnistlabError(
+            "--val-size 0: cross-validation stops each fold early on a validation split "
+            "taken from its training folds; pass --val-size 1 or more (default 5000)"
+        )
     config = make_config(
         model_name,
         params=_parse_params(params),

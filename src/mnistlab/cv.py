@@ -332,7 +332,11 @@ def cross_validate(
         _WORKER.update(data)
         try:
             for fold in todo:
-                say(f"fold {fold}/{folds}: training on {len(y) - len(parts[fold - 1]):,} images")
+                n_rest = len(y) - len(parts[fold - 1])
+                say(
+                    f"fold {fold}/{folds}: training on {n_rest - config.val_size:,} images, "
+                    f"validating on {config.val_size:,}"
+                )
                 record = _run_fold(*task(fold), verbose)
                 done[fold] = record
                 report(record)
