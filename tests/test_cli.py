@@ -41,6 +41,17 @@ def test_models_lists_every_registered_model_with_its_size():
     assert rows["fnn"]["params"] == 784 * h1 + h1 + h1 * h2 + h2 + h2 * 10 + 10
 
 
+def test_the_models_table_lines_up_and_names_every_setting():
+    rows = {row["name"]: row for row in json.loads(mnistlab("models", "--json").stdout)}
+    lines = mnistlab("models").stdout.splitlines()
+    ends = set()
+    for name, row in rows.items():
+        (line,) = [x for x in lines if x.startswith(f"{name} ")]
+        ends.add(line.index(f"{row['params']:,}  ") + len(f"{row['params']:,}"))
+    assert len(ends) == 1  # the parameter counts end in one column
+    assert not any(line.rstrip().endswith("settings:") for line in lines)
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [

@@ -81,12 +81,12 @@ def data(dataset: str, idx_dir: str | None, as_json: bool) -> None:
     click.echo(f"cache    {ds.cache_path}")
     for key, shape in info["shapes"].items():
         click.echo(f"{key:<8} {tuple(shape)}")
-    width = max(len(n) for n in ds.class_names)
+    width = max(len("class"), *(len(n) for n in ds.class_names))
     click.echo(f"{'class':<{width}}  {'train':>6}  {'test':>6}")
     for name, n_tr, n_te in zip(
         ds.class_names, info["train_counts"], info["test_counts"], strict=True
     ):
-        click.echo(f"{name:<{width}}  {n_tr:>6}  {n_te:>6}")
+        click.echo(f"{name:<{width}}  {n_tr:>6,}  {n_te:>6,}")
 
 
 @cli.command()
@@ -115,11 +115,12 @@ def models(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'model':<14} {'params':>9}  description")
+    width = max(len("model"), *(len(row["name"]) for row in rows))
+    click.echo(f"{'model':<{width}} {'params':>9}  description")
     for row in rows:
-        click.echo(f"{row['name']:<14} {row['params']:>9,}  {row['description']}")
+        click.echo(f"{row['name']:<{width}} {row['params']:>9,}  {row['description']}")
         settings = " ".join(f"{k}={_fmt(v)}" for k, v in row["settings"].items())
-        click.echo(f"{'':<25} settings: {settings}")
+        click.echo(f"{'':<{width + 11}} settings: {settings or '(none: a fixed network)'}")
 
 
 def _fmt(value: Any) -> str:
