@@ -313,3 +313,36 @@ def test_trials_get_no_test_images(mnist):
     assert data.x_test.shape == (0, 28, 28) and data.y_test.shape == (0,)
     small, val_size = tune_module._search_dataset(mnist, 1000)
     assert len(small.x_train) == 1000 and val_size == 200 and len(small.x_test) == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_finished_trials_and_says_how_to_go_on(mnist, tmp_path):
+    import signal
+    import sys
+
+    env = {
+        **os.environ,
+        "MNISTLAB_HOME": str(mnist.cache_path.parent),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    args = ["tune", "--model", "fnn", "--trials", "4", "--epochs", "4",
+            "--train-limit", str(TRAIN_LIMIT), "--runs-dir", str(tmp_path)]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnistlab", *args], stderr=subprocess.PIPE, text=True, env=env
+    )
+    lines = []
+    for line in proc.stderr:  # Ctrl-C in the second trial's training, after the first's
+        lines.append(line)
+        if line.startswith("trial   1 epoch 1/"):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130
+    assert "Traceback" not in rest and "train --resume" not in rest
+    assert "mnistlab: search interrupted; study 'fnn' keeps what it had" in rest
+    assert "Run the same command to continue the study" in rest
+    study = optuna.load_study(study_name="fnn", storage=f"sqlite:///{tmp_path}/tune/optuna.db")
+    states = [t.state.name for t in study.trials]
+    assert "RUNNING" not in states and states.count("COMPLETE") >= 1
+    # The finished trials' outputs are written, as after an uninterrupted search.
+    assert (tmp_path / "tune" / "fnn" / "best_params.json").is_file()

@@ -457,22 +457,54 @@ def tune(
             f"study {study!r} ({shown}): {already} trials so far; running {trials} more "
             f"with {_plural(workers, 'worker')}, at most {_plural(epochs, 'epoch')} each",
         )
-        if workers == 1:
-            budget = [trials]
+        try:
+            if workers == 1:
+                budget = [trials]
 
-            def claim() -> bool:
-                budget[0] -= 1
-                return budget[0] >= 0
+                def claim() -> bool:
+                    budget[0] -= 1
+                    return budget[0] >= 0
 
-            _work(job, claim, sampler_seed=seed + already + host_offset)
-        else:
-            _run_workers(job, trials, workers, sampler_seed=seed + already + host_offset)
+                _work(job, claim, sampler_seed=seed + already + host_offset)
+            else:
+                _run_workers(job, trials, workers, sampler_seed=seed + already + host_offset)
+        except KeyboardInterrupt:  # Ctrl-C, in a trial's training or between trials
+            raise TuneInterrupted(_interrupted(url, study, out_dir)) from None
 
     if retrain_best:
         retrain = _retrain(url, study, full, runs_dir, train_limit, progress)
         # Kept with the study, so later outputs (any machine, --trials 0) still show it.
         opt_study.set_user_attr("retrain", retrain)
     return write_outputs(url, study, out_dir)
+
+
+class TuneInterrupted(KeyboardInterrupt):
+    """A search stopped by Ctrl-C; ``str(err)`` says what was kept and how to go on."""
+
+
+def _interrupted(url: str, study: str, out_dir: Path) -> str:
+    """Write the outputs of the finished trials; the message for an interrupted search."""
+    import optuna
+
+    opt_study = optuna.load_study(study_name=study, storage=open_storage(url))
+    # The interrupted trial's worker is gone: fail it now, not after the heartbeat's grace.
+    for trial in opt_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        with contextlib.suppress(Exception):  # another machine's trial may finish meanwhile
+            if trial.user_attrs.get("worker", "").startswith(f"{socket.gethostname()}:"):
+                opt_study.tell(
+                    trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True
+                )
+    done = sum(t.state.name == "COMPLETE" for t in opt_study.trials)
+    if done:
+        with contextlib.suppress(MnistlabError):
+            write_outputs(url, study, out_dir)
+    kept = f"its {_plural(done, 'finished trial')} are kept" + (
+        f" (outputs in {out_dir})" if done else ""
+    )
+    return (
+        f"search interrupted; study {study!r} keeps what it had: {kept}; the interrupted "
+        "trial counts as failed. Run the same command to continue the study"
+    )
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
@@ -568,6 +600,9 @@ def _work(job: _Job, claim: Callable[[], bool], sampler_seed: int) -> None:
         while (job.deadline is None or time.time() < job.deadline) and claim():
             # One trial per optimize(): the budget is claimed before each trial starts,
             # so K workers never run more than the trials asked for between them.
+            # Optuna logs a failed trial with its traceback at WARNING; the exception
+            # itself propagates and says what matters (a Ctrl-C, or a bug).
+            optuna.logging.set_verbosity(optuna.logging.ERROR)
             study.optimize(objective, n_trials=1, gc_after_trial=True)
 
 
