@@ -346,3 +346,29 @@ def test_ctrl_c_keeps_the_finished_trials_and_says_how_to_go_on(mnist, tmp_path)
     assert "RUNNING" not in states and states.count("COMPLETE") >= 1
     # The finished trials' outputs are written, as after an uninterrupted search.
     assert (tmp_path / "tune" / "fnn" / "best_params.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_storage_that_fails_mid_search_is_one_line(mnist, tmp_path):
+    import sys
+
+    env = {
+        **os.environ,
+        "MNISTLAB_HOME": str(mnist.cache_path.parent),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    args = ["tune", "--model", "fnn", "--trials", "3", "--epochs", "3",
+            "--train-limit", str(TRAIN_LIMIT), "--runs-dir", str(tmp_path)]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnistlab", *args], stderr=subprocess.PIPE, text=True, env=env
+    )
+    for line in proc.stderr:  # in the first trial, the database file is overwritten
+        if line.startswith("trial   0 epoch 1/"):
+            (tmp_path / "tune" / "optuna.db").write_bytes(b"not a database " * 4096)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1
+    assert "Traceback" not in rest, rest
+    errors = [x for x in rest.splitlines() if x.startswith("mnistlab: error:")]
+    assert len(errors) == 1 and "the study storage sqlite:///" in errors[0]
+    assert "run the same command to continue" in errors[0]

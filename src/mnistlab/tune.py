@@ -470,6 +470,15 @@ def tune(
                 _run_workers(job, trials, workers, sampler_seed=seed + already + host_offset)
         except KeyboardInterrupt:  # Ctrl-C, in a trial's training or between trials
             raise TuneInterrupted(_interrupted(url, study, out_dir)) from None
+        except Exception as err:
+            if not _is_storage_error(err):
+                raise
+            reason = " ".join(str(getattr(err, "orig", None) or err).split())[:200]
+            raise MnistlabError(
+                f"the study storage {shown} failed during the search ({reason}); the trials "
+                "finished before are kept in it: once it works again, run the same command "
+                "to continue"
+            ) from err
 
     if retrain_best:
         retrain = _retrain(url, study, full, runs_dir, train_limit, progress)
@@ -480,6 +489,18 @@ def tune(
 
 class TuneInterrupted(KeyboardInterrupt):
     """A search stopped by Ctrl-C; ``str(err)`` says what was kept and how to go on."""
+
+
+def _is_storage_error(err: BaseException) -> bool:
+    """Whether ``err`` (or what it wraps) is the database failing, not a bug."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    while err is not None:
+        if isinstance(err, SQLAlchemyError | optuna.exceptions.StorageInternalError):
+            return True
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return False
 
 
 def _interrupted(url: str, study: str, out_dir: Path) -> str:
