@@ -372,3 +372,13 @@ def test_a_storage_that_fails_mid_search_is_one_line(mnist, tmp_path):
     errors = [x for x in rest.splitlines() if x.startswith("mnistlab: error:")]
     assert len(errors) == 1 and "the study storage sqlite:///" in errors[0]
     assert "run the same command to continue" in errors[0]
+
+
+def test_the_largest_seed_with_a_shared_storage_still_runs(mnist, tmp_path):
+    # An explicit storage adds a per-host offset to the sampler's seed; the sum must
+    # still be a seed NumPy takes.
+    result = tune(
+        "fnn", trials=1, epochs=1, seed=2**32 - 1, dataset=mnist, train_limit=TRAIN_LIMIT,
+        runs_dir=tmp_path, storage=f"sqlite:///{tmp_path}/shared.db",
+    )  # fmt: skip
+    assert result.counts == {"complete": 1}

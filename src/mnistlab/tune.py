@@ -609,7 +609,7 @@ def _work(job: _Job, claim: Callable[[], bool], sampler_seed: int) -> None:
             # TPE: 8 random trials, then model-based. constant_liar: workers running
             # in parallel treat each other's running trials as bad, so they spread out.
             sampler=optuna.samplers.TPESampler(
-                seed=sampler_seed, n_startup_trials=8, constant_liar=True
+                seed=sampler_seed % 2**32, n_startup_trials=8, constant_liar=True
             ),
             # Stop a trial whose val_accuracy is below the median of earlier trials at
             # the same epoch, once a third of the epochs have given the schedule a chance.
