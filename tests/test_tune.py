@@ -315,9 +315,9 @@ def test_trials_get_no_test_images(mnist):
     assert len(small.x_train) == 1000 and val_size == 200 and len(small.x_test) == 0
 
 
-@pytest.mark.slow
-def test_ctrl_c_keeps_the_finished_trials_and_says_how_to_go_on(mnist, tmp_path):
-    import signal
+def _tune_until(mnist, tmp_path, trials, epochs, line, act):
+    """Run `mnistlab tune` (fnn) in a process; call ``act(proc)`` when stderr shows a line
+    starting with ``line``; return (exit code, the rest of stderr)."""
     import sys
 
     env = {
@@ -325,19 +325,28 @@ def test_ctrl_c_keeps_the_finished_trials_and_says_how_to_go_on(mnist, tmp_path)
         "MNISTLAB_HOME": str(mnist.cache_path.parent),
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    args = ["tune", "--model", "fnn", "--trials", "4", "--epochs", "4",
+    args = ["tune", "--model", "fnn", "--trials", str(trials), "--epochs", str(epochs),
             "--train-limit", str(TRAIN_LIMIT), "--runs-dir", str(tmp_path)]  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "mnistlab", *args], stderr=subprocess.PIPE, text=True, env=env
     )
-    lines = []
-    for line in proc.stderr:  # Ctrl-C in the second trial's training, after the first's
-        lines.append(line)
-        if line.startswith("trial   1 epoch 1/"):
-            proc.send_signal(signal.SIGINT)
+    for text in proc.stderr:
+        if text.startswith(line):
+            act(proc)
             break
     rest = proc.stderr.read()
-    assert proc.wait(timeout=120) == 130
+    return proc.wait(timeout=120), rest
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_finished_trials_and_says_how_to_go_on(mnist, tmp_path):
+    import signal
+
+    # Ctrl-C in the second trial's training, after the first has finished.
+    code, rest = _tune_until(
+        mnist, tmp_path, 4, 4, "trial   1 epoch 1/", lambda p: p.send_signal(signal.SIGINT)
+    )
+    assert code == 130
     assert "Traceback" not in rest and "train --resume" not in rest
     assert "mnistlab: search interrupted; study 'fnn' keeps what it had" in rest
     assert "Run the same command to continue the study" in rest
@@ -350,24 +359,11 @@ def test_ctrl_c_keeps_the_finished_trials_and_says_how_to_go_on(mnist, tmp_path)
 
 @pytest.mark.slow
 def test_a_storage_that_fails_mid_search_is_one_line(mnist, tmp_path):
-    import sys
+    def overwrite_the_database(_proc):  # in the first trial
+        (tmp_path / "tune" / "optuna.db").write_bytes(b"not a database " * 4096)
 
-    env = {
-        **os.environ,
-        "MNISTLAB_HOME": str(mnist.cache_path.parent),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    args = ["tune", "--model", "fnn", "--trials", "3", "--epochs", "3",
-            "--train-limit", str(TRAIN_LIMIT), "--runs-dir", str(tmp_path)]  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mnistlab", *args], stderr=subprocess.PIPE, text=True, env=env
-    )
-    for line in proc.stderr:  # in the first trial, the database file is overwritten
-        if line.startswith("trial   0 epoch 1/"):
-            (tmp_path / "tune" / "optuna.db").write_bytes(b"not a database " * 4096)
-            break
-    rest = proc.stderr.read()
-    assert proc.wait(timeout=120) == 1
+    code, rest = _tune_until(mnist, tmp_path, 3, 3, "trial   0 epoch 1/", overwrite_the_database)
+    assert code == 1
     assert "Traceback" not in rest, rest
     errors = [x for x in rest.splitlines() if x.startswith("mnistlab: error:")]
     assert len(errors) == 1 and "the study storage sqlite:///" in errors[0]
