@@ -265,12 +265,12 @@ class Predictor:
         probs = self.probabilities(pre.image[np.newaxis])[0]
         name = "upload" if isinstance(source, bytes | bytearray) else str(source)
         return FileResult.from_probs(
-            name, probs, top_k, image=pre.image, class_names=self._result_names()
+            name, probs, top_k, image=pre.image, class_names=self.result_class_names()
         )
 
-    def _result_names(self) -> tuple[str, ...] | None:
-        # Results name their classes only when they are not the digits (MNIST output
-        # stays as it always was).
+    def result_class_names(self) -> tuple[str, ...] | None:
+        """The class names results carry: None for the digits (MNIST output stays as it
+        always was), the run's names otherwise (Fashion-MNIST)."""
         return None if self.class_names == DIGITS else self.class_names
 
 
@@ -517,7 +517,7 @@ def predict_files(
     if not 1 <= top_k <= NUM_CLASSES:
         raise MnistlabError(f"invalid top_k={top_k!r}: expected 1 to {NUM_CLASSES}")
     paths = list(paths)
-    names = predictor._result_names()
+    names = predictor.result_class_names()
     pending: list[tuple[FileResult, np.ndarray | None]] = []
     found = 0
     for path in find_images(paths):

@@ -54,7 +54,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from mnistlab.errors import MnistlabError
-from mnistlab.predict import DIGITS, FileResult, Predictor, load_predictor
+from mnistlab.predict import FileResult, Predictor, load_predictor
 from mnistlab.preprocess import MAX_IMAGE_PIXELS, ImageError, preprocess_image, to_png
 
 __all__ = [
@@ -444,7 +444,7 @@ def create_app(
         image: np.ndarray, probs: np.ndarray, top_k: int, include_input: bool, **extra: Any
     ) -> dict[str, Any]:
         # A Fashion-MNIST run's results also name their classes ("class": "Sandal").
-        names = None if predictor.class_names == DIGITS else predictor.class_names
+        names = predictor.result_class_names()
         result = FileResult.from_probs("", probs, top_k, class_names=names).to_dict()
         for key in ("file", "label", "correct"):
             result.pop(key)
