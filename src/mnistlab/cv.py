@@ -47,6 +47,7 @@ from mnistlab.config import TrainConfig
 from mnistlab.data import Dataset, load_dataset
 from mnistlab.errors import MnistlabError
 from mnistlab.models import build_model
+from mnistlab.runs import CV_FOLD_SOURCE
 
 PLAN_FILE = "plan.json"
 SUMMARY_FILES = ("summary.json", "summary.csv", "summary.md", "cv.png")
@@ -171,7 +172,7 @@ def _run_fold(
         y_train=y[train_index],
         x_test=x[heldout_index],
         y_test=y[heldout_index],
-        source=f"cross-validation fold {fold}/{folds} of {data['source']}",
+        source=f"{CV_FOLD_SOURCE} {fold}/{folds} of {data['source']}",
         cache_path=data["cache_path"],
         class_names=data["class_names"],
     )

@@ -53,6 +53,9 @@ from mnistlab import files
 from mnistlab.config import TrainConfig
 from mnistlab.errors import MnistlabError
 
+# How a cross-validation fold's data source begins (mnistlab.cv writes it, train records it).
+CV_FOLD_SOURCE = "cross-validation fold"
+
 # What --name may be: one directory name inside the runs directory.
 _RUN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
 
@@ -232,7 +235,7 @@ class RunDir:
 
     def is_cv_fold(self) -> bool:
         """Whether ``mnistlab cv`` trained this run on one fold (its metrics are the fold's)."""
-        return str(self.state().get("data_source", "")).startswith("cross-validation fold")
+        return str(self.state().get("data_source", "")).startswith(CV_FOLD_SOURCE)
 
     def is_ensemble(self) -> bool:
         """Whether this run was made by ``mnistlab ensemble`` (it has no training to resume)."""
