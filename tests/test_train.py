@@ -193,35 +193,18 @@ def test_fit_returns_when_its_last_epoch_ends(mnist):
     """No idle wait after training: with tf.data's autotuner on, deleting the
     pipeline's iterator often waited for the autotuner's next wake-up (fit
     returned 0.5-2.5 s late in three of six such runs, and up to a minute late
-    in longer ones)."""
-    import time
+    in longer ones).
 
-    import keras
-
-    from mnistlab.models import build_model
-    from mnistlab.train import compile_model
-
-    x, y = mnist.x_train[:2560], mnist.y_train[:2560]
-    gaps = []
-    for epochs in range(2, 8):
-        config = make_config("cnn-fast", epochs=epochs, augment=0.5)
-        model = build_model("cnn-fast")
-        compile_model(model, config, steps_per_epoch=10)
-        ended = []
-        at_end = keras.callbacks.LambdaCallback(
-            on_train_end=lambda logs, ended=ended: ended.append(time.perf_counter())
-        )
-        model.fit(
-            make_pipeline(x, y, config, training=True),
-            validation_data=make_pipeline(x[:256], y[:256], config, training=False),
-            epochs=epochs,
-            steps_per_epoch=10,
-            callbacks=[at_end],
-            shuffle=False,  # the pipeline shuffles, as in train()
-            verbose=0,
-        )
-        gaps.append(time.perf_counter() - ended[0])
-    assert max(gaps) < 0.2, f"fit returned {max(gaps):.2f} s after training ended: {gaps}"
+    Checked on its cause, not on a stopwatch: that wait was idle time, which a
+    bound on seconds cannot tell from a busy machine (a 0.2 s bound flaked on
+    2 shared cores). Every pipeline fit reads, training (augmented or not) and
+    validation, has the autotuner off, so nothing is left to wait for."""
+    x, y = mnist.x_train[:512], mnist.y_train[:512]
+    for augment in (0.0, 0.5):
+        config = make_config("cnn-fast", epochs=2, augment=augment)
+        for training in (True, False):
+            options = make_pipeline(x, y, config, training=training).options()
+            assert options.autotune.enabled is False, (augment, training)
 
 
 def test_augmentation_is_seeded_and_keeps_digits_recognisable(mnist):
@@ -327,6 +310,19 @@ def test_resume_refuses_a_finished_run_a_busy_run_and_other_data(mnist, tmp_path
         train(make_config("fnn", epochs=2), resume=run, dataset=data, verbose=0)
     with run.training_lock(), pytest.raises(MnistlabError, match="being trained by another"):
         train(resume=run, dataset=data, verbose=0)
+
+
+def test_a_run_records_the_kind_it_was_trained_as(mnist, tmp_path):
+    data = subset(mnist, 3000)
+    config = make_config("fnn", params={"hidden": (16, 16)}, epochs=1, val_size=500)
+    fold = train(config, runs_dir=tmp_path / "cv", dataset=data, verbose=0, kind="cv-fold")
+    assert fold.kind == "cv-fold"
+    assert json.loads((fold.path / "run.json").read_text())["kind"] == "cv-fold"
+    assert train(config, runs_dir=tmp_path / "plain", dataset=data, verbose=0).kind == "train"
+    # An ensemble is made from runs, never trained; refused before any data is touched.
+    with pytest.raises(MnistlabError, match="invalid kind='ensemble'"):
+        train(config, runs_dir=tmp_path / "bad", dataset=data, verbose=0, kind="ensemble")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_a_run_whose_loss_diverges_fails_instead_of_finishing(mnist, tmp_path):

@@ -1,13 +1,13 @@
 """mnistlab: train, understand, compare and use MNIST digit classifiers.
 
-The pipeline flows one way, one module per stage::
+The pipeline flows one way, one package per stage (docs/architecture.md)::
 
     data -> models -> train -> evaluate -> report
 
 >>> import mnistlab
 >>> data = mnistlab.load_mnist()
->>> run = mnistlab.train(mnistlab.make_config("fnn", epochs=5))
->>> metrics = mnistlab.evaluate(run)
+>>> run = mnistlab.train(mnistlab.make_config("fnn", epochs=5))  # doctest: +SKIP
+>>> metrics = mnistlab.evaluate(run)  # doctest: +SKIP
 
 Heavy modules (TensorFlow) load on first use, so ``import mnistlab`` is quick.
 """
@@ -15,17 +15,16 @@ Heavy modules (TensorFlow) load on first use, so ``import mnistlab`` is quick.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import types
 from typing import Any
 
-from mnistlab import _tf_startup
+from mnistlab import runtime
 
-# TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise for users.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-_tf_startup.install()  # and what that setting does not silence (see the module)
+# Before anything imports TensorFlow or Keras: quiet C++ logs and the TensorFlow backend,
+# where the user has not chosen otherwise. Nothing else is set up at import: the CLI
+# installs the filter for TensorFlow's start-up lines (runtime.install_startup_filter).
+runtime.set_environment_defaults()
 
 __version__ = "0.1.0"
 
@@ -49,11 +48,11 @@ _API = {
     "TuneResult": "tune",
     "calibrate": "evaluate",
     "cross_validate": "cv",
-    "compare_runs": "compare",
-    "preprocess_image": "preprocess",
+    "compare_runs": "evaluate",
+    "preprocess_image": "predict",
     "load_predictor": "predict",
     "predict_files": "predict",
-    "export_model": "export",
+    "export_model": "predict",
     "create_app": "serve",
 }
 
