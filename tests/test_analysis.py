@@ -8,7 +8,8 @@ import pytest
 from sklearn.metrics import auc, average_precision_score, roc_auc_score
 from sklearn.preprocessing import label_binarize
 
-from mnistlab.analysis import (
+from mnistlab.errors import MnistlabError
+from mnistlab.evaluate import (
     N_BINS,
     analysis_metrics,
     apply_temperature,
@@ -26,7 +27,6 @@ from mnistlab.analysis import (
     roc_auc,
     roc_curves,
 )
-from mnistlab.errors import MnistlabError
 from mnistlab.runs import RunDir
 
 

@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from mnistlab.compare import (
+from mnistlab.errors import MnistlabError
+from mnistlab.evaluate import (
     bootstrap_intervals,
     compare_predictions,
     compare_runs,
@@ -17,7 +18,6 @@ from mnistlab.compare import (
     format_comparison,
     mcnemar_exact,
 )
-from mnistlab.errors import MnistlabError
 
 # -- the statistics ------------------------------------------------------------------------------
 

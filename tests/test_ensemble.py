@@ -1,9 +1,11 @@
 """Ensembles: a new run whose probabilities are the mean of its members'."""
 
+import json
+
 import numpy as np
 import pytest
 
-from mnistlab.config import make_config
+from mnistlab.config import EnsembleConfig, make_config
 from mnistlab.ensemble import ensemble
 from mnistlab.errors import MnistlabError
 from mnistlab.evaluate import calibrate, evaluate, format_metrics, load_predictions
@@ -34,7 +36,7 @@ def test_ensemble_averages_member_probabilities_and_evaluates_like_a_run(members
     assert metrics["test_accuracy"] == pytest.approx(
         float(np.mean(probs.argmax(1) == mnist.y_test))
     )
-    assert run.config().params["members"] == [str(m.path) for m in members]
+    assert run.config().members == [str(m.path) for m in members]
 
     # The evaluation also scores each member, in the same pass: the numbers each
     # member's own evaluation gave, and how their errors overlap.
@@ -73,6 +75,21 @@ def test_an_ensemble_needs_two_finished_runs(members, tmp_path):
     with pytest.raises(MnistlabError, match="invalid run name '../escaped'"):
         ensemble([m.path for m in members], runs_dir=tmp_path, run_name="../escaped")
     assert sorted(tmp_path.iterdir()) == before
+
+
+def test_an_ensemble_is_a_run_of_kind_ensemble_with_its_own_config_record(members, tmp_path):
+    run = ensemble([m.path for m in members], runs_dir=tmp_path)
+    assert json.loads(run.state_path.read_text())["kind"] == "ensemble"
+    assert run.kind == "ensemble" and run.is_ensemble()
+    config = run.config()
+    assert isinstance(config, EnsembleConfig)  # not a TrainConfig with model "ensemble"
+    assert config.members == [str(m.path) for m in members]
+    assert config.member_models == ["fnn", "fnn"] and config.dataset == "mnist"
+    saved = json.loads(run.config_path.read_text())
+    assert set(saved) == {"dataset", "members", "member_models"}  # no training settings
+    assert all(m.kind == "train" for m in members)
+    state = run.state()
+    assert state["state"] == "finished" and state["members"] == config.members
 
 
 @pytest.mark.slow

@@ -252,7 +252,7 @@ def test_load_predictions_of_an_unevaluated_run_says_what_to_do(tmp_path):
 def test_metrics_json_holds_roc_auc_average_precision_and_ece(evaluated_run):
     from sklearn.metrics import roc_auc_score
 
-    from mnistlab.analysis import expected_calibration_error
+    from mnistlab.evaluate import expected_calibration_error
 
     run, metrics, _ = evaluated_run
     y_true, probs = load_predictions(run)
@@ -275,9 +275,8 @@ def test_calibrate_fits_on_validation_and_leaves_the_model_file_alone(evaluated_
 
     import keras
 
-    from mnistlab.analysis import apply_temperature, load_calibration
     from mnistlab.data import to_float
-    from mnistlab.evaluate import calibrate, format_calibration
+    from mnistlab.evaluate import apply_temperature, calibrate, format_calibration, load_calibration
 
     run, metrics, dataset = evaluated_run
     copy = tmp_path / "copy"

@@ -1,11 +1,12 @@
 """Ensembles: average the softmax outputs of several finished runs.
 
-The result is an ordinary run directory whose ``model.keras`` is one Keras
-model (the members side by side, their probabilities averaged), so
+The result is a run directory of kind ``"ensemble"`` whose ``model.keras`` is
+one Keras model (the members side by side, their probabilities averaged), so
 ``evaluate``, ``report``, ``predict`` and ``serve`` use it like any other run.
-No training happens here and the test set is not looked at: members are
-chosen by the user (ideally by their validation accuracy), never by test
-accuracy.
+Its ``config.json`` is an :class:`~mnistlab.config.EnsembleConfig` (the
+members and their dataset), not training settings: nothing is trained here.
+The test set is not looked at either: members are chosen by the user (ideally
+by their validation accuracy), never by test accuracy.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from mnistlab import files
-from mnistlab.config import TrainConfig
+from mnistlab.config import EnsembleConfig
 from mnistlab.errors import MnistlabError
-from mnistlab.evaluate import ENSEMBLE_AVERAGE_LAYER
-from mnistlab.models import load_saved_model
-from mnistlab.runs import RunDir
+from mnistlab.runs import RunDir, load_run_model
+
+# The layer of an ensemble's model that averages its members' outputs.
+ENSEMBLE_AVERAGE_LAYER = "mean_probability"
 
 
 def ensemble(
@@ -42,8 +44,8 @@ def ensemble(
 
     Examples
     --------
-    >>> run = ensemble(["runs/a", "runs/b", "runs/c"])
-    >>> metrics = mnistlab.evaluate(run)
+    >>> run = ensemble(["runs/a", "runs/b", "runs/c"])  # doctest: +SKIP
+    >>> metrics = mnistlab.evaluate(run)  # doctest: +SKIP
     """
     import keras
 
@@ -67,38 +69,45 @@ def ensemble(
     inputs = keras.Input((28, 28, 1), name="image")
     outputs = []
     for i, member in enumerate(members):
-        model = load_saved_model(member.model_path)
+        model = load_run_model(member)
         # Nested models need distinct names to be saved together.
         wrapped = keras.Model(model.inputs[0], model.outputs[0], name=f"member_{i}_{model.name}")
         outputs.append(wrapped(inputs))
     probs = keras.layers.Average(name=ENSEMBLE_AVERAGE_LAYER)(outputs)
     combined = keras.Model(inputs, probs, name="ensemble")
 
-    base = configs[0]
-    config = TrainConfig.from_dict(
-        {
-            **base.to_dict(),
-            "model": "ensemble",
-            "params": {
-                "members": [str(m.path) for m in members],
-                "member_models": [c.model for c in configs],
-            },
-        }
+    config = EnsembleConfig(
+        dataset=configs[0].dataset,
+        members=[str(m.path) for m in members],
+        member_models=[c.model for c in configs],
     )
-    run = RunDir.create(runs_dir, config, name=run_name or _default_name(len(members)))
-    with files.atomic_path(run.model_path, suffix=".keras") as tmp:
-        combined.save(tmp)
-    states = [m.state() for m in members]
+    run = RunDir.create(runs_dir, config, name=run_name, kind="ensemble")
+    run.write_model(combined)
+    records = [m.record() for m in members]
     run.write_state(
         state="finished",
         finished=time.time(),
-        train_seconds=round(sum(s.get("train_seconds", 0.0) for s in states), 3),
+        train_seconds=round(sum(r.train_seconds or 0.0 for r in records), 3),
         params_count=int(combined.count_params()),
         members=[str(m.path) for m in members],
-        member_best_val_accuracy=[s.get("best_val_accuracy") for s in states],
+        member_best_val_accuracy=[r.best_val_accuracy for r in records],
     )
     return run
 
 
-def _default_name(n: int) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-ensemble-{n}"
+def with_member_outputs(model: Any) -> Any:
+    """An ensemble's model made to output each member's probabilities, then its own.
+
+    ``evaluate`` scores the members and the ensemble in one pass with it. A model
+    not laid out by :func:`ensemble` (no averaging layer) is returned as it is.
+    """
+    import keras
+
+    try:
+        average = model.get_layer(ENSEMBLE_AVERAGE_LAYER)
+    except ValueError:
+        return model
+    members = average.input
+    if not isinstance(members, list) or average.output is not model.outputs[0]:
+        return model
+    return keras.Model(model.inputs, [*members, model.outputs[0]])

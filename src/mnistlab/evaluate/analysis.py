@@ -1,108 +1,28 @@
-"""Analysis: where a classifier errs, how sure it is, and how well it ranks.
+"""Analysis: where a classifier errs and how well it ranks.
 
 Pure functions of ``(y_true, probs)``: true labels, int (N,), and predicted
-class probabilities, float (N, K), rows summing to 1. No files, no models,
-no plots, so ``evaluate`` can put the numbers in ``metrics.json`` and
-``report`` can draw them::
+class probabilities, float (N, K), rows summing to 1 (checked by
+:func:`~.probabilities.check_probs`). No files, no models, no plots, so
+``evaluate`` can put the numbers in ``metrics.json`` and ``report`` can draw
+them::
 
     ranking      roc_auc, average_precision, roc_curves, pr_curves (one-vs-rest)
-    calibration  reliability, expected_calibration_error, negative_log_likelihood,
-                 fit_temperature, apply_temperature
     errors       ranked_mistakes, confused_pairs, per_class_accuracy, member_overlap (ensembles)
-    metrics.json analysis_metrics (all the scalar numbers above in one dict)
 
-Calibration file
-----------------
-``mnistlab calibrate RUN`` (:func:`mnistlab.evaluate.calibrate`) writes
-``calibration.json`` into the run directory; :func:`load_calibration` reads it.
-The model file is never changed: applying the temperature is up to the reader.
-Format (plain JSON, floats unrounded)::
-
-    {
-      "method": "temperature",
-      "temperature": 1.37,          # T > 0; T > 1 softens over-confident predictions
-      "fitted_on": "validation",    # the run's own validation split, never the test set
-      "n_fit": 5000,                # images the temperature was fitted on
-      "val_size": 5000, "seed": 0,  # how the split was made (data.train_val_split)
-      "ece_bins": 15,
-      "validation": {"nll_before": .., "nll_after": .., "ece_before": .., "ece_after": ..},
-      "test":       {"nll_before": .., "nll_after": .., "ece_before": .., "ece_after": ..}
-    }
-
-To apply it to the model's softmax output ``p`` (N, K)::
-
-    calibrated = apply_temperature(p, calibration["temperature"])
-    # = softmax(log(p) / T): the same as dividing the model's logits by T, since
-    # log(p) differs from the logits only by a per-row constant.
-
-Temperature scaling divides every logit by the same T, so the predicted class
-(the argmax) and therefore the accuracy never change; only the confidence does.
+Calibration (reliability, ECE, temperature) is :mod:`.calibration`; the
+numbers for ``metrics.json`` are :func:`~.metrics.analysis_metrics`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mnistlab.errors import MnistlabError
-from mnistlab.runs import RunDir
-
-# Probabilities are clipped to [EPSILON, 1] before the log, as Keras's
-# cross-entropy does, so one confident mistake costs -log(1e-7) ~ 16.1, not inf.
-EPSILON = 1e-7
-
-# Equal-width confidence bins for the reliability diagram and the ECE (Guo et al. 2017).
-N_BINS = 15
-
-CALIBRATION_FILE = "calibration.json"
-
-# fit_temperature searches T in this range (log-spaced); a fit at either end says
-# the model's probabilities are degenerate rather than miscalibrated.
-TEMPERATURE_RANGE = (0.05, 20.0)
-
-
-def check_probs(y_true: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validate labels and probabilities at the edge; return them as int64 and float64.
-
-    Parameters
-    ----------
-    y_true : int array (N,), labels in ``0 .. K-1``.
-    probs : float array (N, K), finite, N >= 1, K >= 2.
-
-    Returns
-    -------
-    (y_true int64 (N,), probs float64 (N, K)). Float64 so sums over 10,000
-    images and logs of tiny probabilities keep their digits.
-
-    Examples
-    --------
-    >>> y, p = check_probs([0, 1], [[0.9, 0.1], [0.2, 0.8]])
-    >>> y.dtype, p.dtype
-    (dtype('int64'), dtype('float64'))
-    """
-    y_true = np.asarray(y_true)
-    probs = np.asarray(probs)
-    if probs.ndim != 2 or probs.shape[1] < 2:
-        raise MnistlabError(f"probs must have shape (N, K) with K >= 2 classes, got {probs.shape}")
-    n, k = probs.shape
-    if y_true.shape != (n,):
-        raise MnistlabError(f"y_true must have shape ({n},) to match probs, got {y_true.shape}")
-    if n == 0:
-        raise MnistlabError("y_true and probs are empty; give at least one image")
-    if not np.issubdtype(y_true.dtype, np.integer) or y_true.min() < 0 or y_true.max() >= k:
-        raise MnistlabError(f"y_true must hold integer labels in 0..{k - 1}")
-    if not np.all(np.isfinite(probs)):
-        raise MnistlabError(
-            "probs contain NaN or infinity (did training diverge?); "
-            "retrain with a lower learning rate"
-        )
-    return y_true.astype(np.int64), probs.astype(np.float64)
-
+from mnistlab.evaluate.probabilities import check_probs
 
 # -- ranking: ROC and precision-recall, one class against the rest ---------------------
 
@@ -258,212 +178,6 @@ def pr_curves(
     precision); the last is ``label="micro"``.
     """
     return _curves(y_true, probs, class_names, "pr")
-
-
-# -- calibration ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reliability:
-    """Top-class confidence against accuracy in equal-width bins.
-
-    Attributes
-    ----------
-    edges : float (B + 1,), bin edges 0, 1/B, ..., 1. Bin ``b`` holds the
-        images whose confidence lies in ``(edges[b], edges[b + 1]]``.
-    count : int (B,), images per bin.
-    confidence : float (B,), mean top-class probability in the bin (NaN if empty).
-    accuracy : float (B,), fraction of the bin's images predicted correctly (NaN if empty).
-    """
-
-    edges: np.ndarray
-    count: np.ndarray
-    confidence: np.ndarray
-    accuracy: np.ndarray
-
-    @property
-    def ece(self) -> float:
-        """Expected calibration error: ``sum_b n_b / N * |accuracy_b - confidence_b|``."""
-        used = self.count > 0
-        weights = self.count[used] / self.count.sum()
-        return float(np.sum(weights * np.abs(self.accuracy[used] - self.confidence[used])))
-
-
-def reliability(y_true: np.ndarray, probs: np.ndarray, n_bins: int = N_BINS) -> Reliability:
-    """Bin the images by top-class confidence; each bin's accuracy and mean confidence.
-
-    Parameters
-    ----------
-    y_true : int array (N,), labels in ``0 .. K-1``.
-    probs : float array (N, K), predicted class probabilities.
-    n_bins : number of equal-width bins on [0, 1].
-
-    Returns
-    -------
-    :class:`Reliability`; a perfectly calibrated model has accuracy equal to
-    confidence in every bin.
-    """
-    y_true, probs = check_probs(y_true, probs)
-    if not (isinstance(n_bins, int | np.integer) and n_bins >= 1):
-        raise MnistlabError(f"invalid n_bins={n_bins!r}: expected an integer >= 1")
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == y_true
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    # Right-closed bins (lo, hi]: ceil(c * B) - 1; a confidence of exactly 0
-    # (impossible for a softmax) would go to bin 0.
-    index = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
-    count = np.bincount(index, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):  # empty bins -> NaN
-        conf = np.bincount(index, weights=confidence, minlength=n_bins) / count
-        acc = np.bincount(index, weights=correct, minlength=n_bins) / count
-    return Reliability(edges, count, conf, acc)
-
-
-def expected_calibration_error(
-    y_true: np.ndarray, probs: np.ndarray, n_bins: int = N_BINS
-) -> float:
-    """Expected calibration error over ``n_bins`` equal-width confidence bins.
-
-    ``ECE = sum over bins of (images in bin / N) * |accuracy(bin) - mean confidence(bin)|``,
-    with the top-class probability as the confidence. 0 is perfect calibration.
-
-    Parameters
-    ----------
-    y_true : int array (N,), labels in ``0 .. K-1``.
-    probs : float array (N, K), predicted class probabilities.
-    n_bins : number of bins (15, as in Guo et al. 2017, "On Calibration of
-        Modern Neural Networks").
-
-    Returns
-    -------
-    ECE in [0, 1].
-
-    Examples
-    --------
-    >>> # Both images at confidence 0.9, one right: |0.5 - 0.9| = 0.4
-    >>> round(expected_calibration_error([0, 1], [[0.9, 0.1], [0.9, 0.1]]), 6)
-    0.4
-    """
-    return reliability(y_true, probs, n_bins).ece
-
-
-def negative_log_likelihood(y_true: np.ndarray, probs: np.ndarray) -> float:
-    """Mean negative log probability of the true class (cross-entropy), in nats.
-
-    Parameters
-    ----------
-    y_true : int array (N,), labels in ``0 .. K-1``.
-    probs : float array (N, K), predicted class probabilities.
-
-    Returns
-    -------
-    ``-mean(log(clip(p_true, 1e-7, 1)))``: the same number as the test loss in
-    ``metrics.json`` and Keras's cross-entropy.
-
-    Examples
-    --------
-    >>> round(negative_log_likelihood([0], [[0.5, 0.5]]), 4)
-    0.6931
-    """
-    y_true, probs = check_probs(y_true, probs)
-    p_true = probs[np.arange(len(y_true)), y_true]
-    return float(-np.mean(np.log(np.clip(p_true, EPSILON, 1.0))))
-
-
-def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Rescale probabilities by a temperature: ``softmax(log(probs) / T)``.
-
-    Parameters
-    ----------
-    probs : float array (N, K), softmax outputs.
-    temperature : T > 0; T > 1 makes predictions less confident, T < 1 more.
-
-    Returns
-    -------
-    float64 (N, K), rows summing to 1, with the same argmax as ``probs``.
-
-    Examples
-    --------
-    >>> apply_temperature(np.array([[0.8, 0.2]]), 1.0).round(3)
-    array([[0.8, 0.2]])
-    """
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise MnistlabError(f"invalid temperature={temperature!r}: expected a number > 0")
-    probs = np.asarray(probs, dtype=np.float64)
-    # log(0) = -inf is fine here: exp(-inf) = 0 again, and each row's top
-    # probability is > 0, so the max subtracted below is finite.
-    with np.errstate(divide="ignore"):
-        logits = np.log(probs) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    out = np.exp(logits)
-    return out / out.sum(axis=1, keepdims=True)
-
-
-def fit_temperature(y_true: np.ndarray, probs: np.ndarray) -> float:
-    """The temperature that minimises the negative log-likelihood of ``probs``.
-
-    Fit it on held-out data the model was not trained on (the validation
-    split), never on the test set.
-
-    Parameters
-    ----------
-    y_true : int array (N,), labels in ``0 .. K-1``.
-    probs : float array (N, K), the model's softmax outputs on those images.
-
-    Returns
-    -------
-    T in [0.05, 20] (bounded search over log T).
-
-    Examples
-    --------
-    >>> # Always 99% sure but right only 3 times in 4: T > 1 softens it.
-    >>> fit_temperature([0, 0, 0, 1], [[0.99, 0.01]] * 4) > 1
-    True
-    """
-    from scipy.optimize import minimize_scalar
-
-    y_true, probs = check_probs(y_true, probs)
-    low, high = np.log(TEMPERATURE_RANGE[0]), np.log(TEMPERATURE_RANGE[1])
-    result = minimize_scalar(
-        lambda log_t: negative_log_likelihood(y_true, apply_temperature(probs, np.exp(log_t))),
-        bounds=(low, high),
-        method="bounded",
-        options={"xatol": 1e-4},
-    )
-    return float(np.exp(result.x))
-
-
-def load_calibration(run: RunDir) -> dict[str, Any] | None:
-    """The run's ``calibration.json`` (format in the module docstring), or None if absent.
-
-    Parameters
-    ----------
-    run : the run directory.
-
-    Returns
-    -------
-    The parsed JSON, or None when the run was never calibrated.
-
-    Raises
-    ------
-    MnistlabError
-        If the file exists but is unreadable or has no valid temperature.
-    """
-    path = Path(run.path) / CALIBRATION_FILE
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text())
-        temperature = float(data["temperature"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise MnistlabError(
-            f"cannot read {path} ({err}); run 'mnistlab calibrate {run.path}' again"
-        ) from err
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise MnistlabError(
-            f"{path} has temperature {temperature!r}; run 'mnistlab calibrate {run.path}' again"
-        )
-    return data
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -644,27 +358,3 @@ def per_class_accuracy(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
     total = np.bincount(y_true, minlength=k)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.bincount(y_true, weights=correct, minlength=k) / total
-
-
-# -- the numbers for metrics.json ---------------------------------------------------------------
-
-
-def analysis_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
-    """ROC-AUC, average precision and ECE of predictions, as plain JSON values.
-
-    Parameters
-    ----------
-    y_true : int array (N,), labels in ``0 .. K-1``.
-    probs : float array (N, K), predicted class probabilities.
-
-    Returns
-    -------
-    ``{"roc_auc": {...}, "average_precision": {...}, "ece": float, "ece_bins": 15}``;
-    the two ranking entries as :func:`roc_auc` (per class in label order, micro, macro).
-    """
-    return {
-        "roc_auc": roc_auc(y_true, probs),
-        "average_precision": average_precision(y_true, probs),
-        "ece": expected_calibration_error(y_true, probs, N_BINS),
-        "ece_bins": N_BINS,
-    }

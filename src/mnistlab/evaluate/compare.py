@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 
 from mnistlab.errors import MnistlabError
-from mnistlab.evaluate import load_predictions
-from mnistlab.runs import RunDir
+from mnistlab.runs import RunDir, load_predictions
 
 N_BOOTSTRAP = 2000
 CONFIDENCE = 0.95
@@ -226,8 +225,8 @@ def compare_runs(
 
     Examples
     --------
-    >>> result = compare_runs("runs/cnn-run", "runs/fnn-run")
-    >>> result["difference"], result["mcnemar_p"]
+    >>> result = compare_runs("runs/cnn-run", "runs/fnn-run")  # doctest: +SKIP
+    >>> result["difference"], result["mcnemar_p"]  # doctest: +SKIP
     """
     runs = [r if isinstance(r, RunDir) else RunDir.open(r, runs_dir) for r in (run_a, run_b)]
     if runs[0].path.resolve() == runs[1].path.resolve():

@@ -1,0 +1,47 @@
+"""The run contract: run directories and the typed records in them.
+
+A run directory is the one hand-over between stages. This package is the only
+code that reads or writes ``run.json``, ``config.json``, ``metrics.json``,
+``calibration.json`` and ``predictions.npz`` and loads a run's model:
+
+- :mod:`~mnistlab.runs.rundir`: :class:`RunDir` (the layout, creation and lookup,
+  the run's :attr:`~RunDir.kind` and state, the training lock);
+- :mod:`~mnistlab.runs.records`: pydantic records of run.json, metrics.json and
+  calibration.json, and :data:`RUN_KINDS`;
+- :mod:`~mnistlab.runs.loading`: a run's model, calibration and saved predictions;
+- :mod:`~mnistlab.runs.migration`: runs written before run.json recorded a kind.
+"""
+
+from mnistlab.runs.loading import (
+    load_calibration,
+    load_predictions,
+    load_run_model,
+    load_temperature,
+    predictions_path,
+)
+from mnistlab.runs.migration import CV_FOLD_SOURCE
+from mnistlab.runs.records import (
+    RUN_KINDS,
+    CalibrationRecord,
+    MetricsRecord,
+    RunKind,
+    RunRecord,
+)
+from mnistlab.runs.rundir import CALIBRATION_FILE, PREDICTIONS_FILE, RunDir
+
+__all__ = [
+    "CALIBRATION_FILE",
+    "CV_FOLD_SOURCE",
+    "PREDICTIONS_FILE",
+    "RUN_KINDS",
+    "CalibrationRecord",
+    "MetricsRecord",
+    "RunDir",
+    "RunKind",
+    "RunRecord",
+    "load_calibration",
+    "load_predictions",
+    "load_run_model",
+    "load_temperature",
+    "predictions_path",
+]
