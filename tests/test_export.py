@@ -9,7 +9,7 @@ import pytest
 
 from mnistlab.cli import main
 from mnistlab.errors import MnistlabError
-from mnistlab.export import FORMATS, default_export_path, export_model
+from mnistlab.predict.export import FORMATS, default_export_path, export_model
 
 pytestmark = pytest.mark.slow  # uses the session's trained model
 

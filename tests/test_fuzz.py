@@ -4,7 +4,7 @@
   Always a clean ``MnistlabError`` or the right array; never another exception,
   and never an allocation sized by what a header claims instead of what the
   file holds.
-- ``mnistlab.preprocess``: random sizes, Pillow modes (L, RGB, RGBA, LA, P, I;16,
+- ``mnistlab.predict.preprocess``: random sizes, Pillow modes (L, RGB, RGBA, LA, P, I;16,
   CMYK, 1), formats, polarity, alpha, truncation. Always a 28x28 float32 image
   in [0, 1] or a clean ``MnistlabError``.
 
@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 
 from mnistlab.data import read_idx
 from mnistlab.errors import MnistlabError
-from mnistlab.preprocess import preprocess_array, preprocess_image
+from mnistlab.predict.preprocess import preprocess_array, preprocess_image
 
 FUZZ = settings(
     deadline=None,  # a loaded CI machine must not turn slowness into failures

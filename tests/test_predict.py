@@ -304,3 +304,23 @@ def test_a_fashion_run_names_its_classes_and_scores_only_folders_named_by_them(
         assert [t["class"] for t in r["top_k"]] == [names[t["digit"]] for t in r["top_k"]]
         assert names[r["label"]].replace("/", "-").replace(" ", "-") == Path(r["file"]).parent.name
         assert r["correct"] == (r["digit"] == r["label"])
+
+
+def test_a_run_of_other_classes_never_calls_its_predictions_digits(
+    fashion_like_run, tmp_path, capsys
+):
+    """`mnistlab predict` on a Fashion-MNIST run speaks of its classes, in every line:
+    the prediction and the top k by name, and a blank image is not "no digit found"."""
+    names = CLASS_NAMES["fashion-mnist"]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(SAMPLES / "7" / "canvas-a.png", folder / "a.png")
+    Image.new("L", (64, 64), 255).save(folder / "blank.png")
+    assert main(["predict", str(fashion_like_run.path), str(folder)]) == 1  # one unreadable
+    out, err = capsys.readouterr()
+    line, summary = out.strip().splitlines()
+    assert line.split("  ")[1] in names
+    assert all(e.rsplit(" ", 1)[0] in names for e in line.split("[top 3: ")[1][:-1].split(", "))
+    assert summary == "2 files: 1 predicted, 1 failed"
+    assert "blank.png: error: nothing to classify: the image is blank" in err
+    assert "digit" not in (out + err).lower()

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnistlab.cli import main
-from mnistlab.preprocess import (
+from mnistlab.predict.preprocess import (
     ImageError,
     load_image,
     preprocess_array,
@@ -166,6 +166,33 @@ def test_decompression_bombs_are_refused_before_decoding(side):
     message = str(info.value)
     assert f"{side * side:,} pixels, over the limit of 40,000,000; send a smaller image" in message
     assert "decompression bomb" not in message
+
+
+@pytest.mark.parametrize("pillow_limit", [None, 10**12])
+def test_the_pixel_limit_holds_per_call_whatever_pillows_global_says(monkeypatch, pillow_limit):
+    """The limit is this project's, checked on each call: Pillow's global guard may be
+    off or raised by the user, and the bomb is still refused before decoding."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pillow_limit)
+    with pytest.raises(ImageError, match="over the limit of 40,000,000") as info:
+        load_image(png_claiming(50000, 50000))
+    assert info.value.too_large
+    with pytest.raises(ImageError, match="over the limit of 1,000"):
+        load_image(png_claiming(100, 100), max_pixels=1000)
+
+
+def test_importing_mnistlab_changes_no_pillow_setting():
+    import subprocess
+    import sys
+
+    code = (
+        "from PIL import Image; before = Image.MAX_IMAGE_PIXELS; "
+        "import mnistlab.predict, mnistlab.predict.preprocess, mnistlab.serve; "
+        "print(Image.MAX_IMAGE_PIXELS == before, before)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    ).stdout
+    assert out.split()[0] == "True", out
 
 
 def test_preprocess_array_validates_its_input():

@@ -212,9 +212,10 @@ document.getElementById("file").addEventListener("change", (ev) => {
 // -- the model's name and test accuracy --------------------------------------------------------
 fetch("/v1/model").then((r) => r.json()).then((m) => {
   const acc = m.metrics && m.metrics.test_accuracy;
+  const set = m.metrics && m.metrics.dataset === "fashion-mnist" ? "Fashion-MNIST" : "MNIST";
   document.getElementById("model").textContent =
     `model ${m.name} (${m.architecture}, ${m.engine})` +
-    (acc ? `, ${(100 * acc).toFixed(2)}% on the MNIST test set` : "");
+    (acc ? `, ${(100 * acc).toFixed(2)}% on the ${set} test set` : "");
 }).catch(() => {});
 
 clearPad();

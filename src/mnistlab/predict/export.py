@@ -1,7 +1,7 @@
 """Export a trained model for other runtimes: TF Serving, onnxruntime, TFLite.
 
 Each format maps the same input to the same output as the Keras model:
-float32 (N, 28, 28, 1) in [0, 1] (MNIST form, see ``mnistlab.preprocess``) to
+float32 (N, 28, 28, 1) in [0, 1] (MNIST form, see ``mnistlab.predict.preprocess``) to
 softmax probabilities (N, 10), any batch size N.
 
 =============  ===============================  ==========================================
@@ -28,14 +28,13 @@ import contextlib
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from mnistlab import files
 from mnistlab.errors import MnistlabError
-from mnistlab.predict import load_keras_model, resolve_model
+from mnistlab.predict.conversion import onnx_bytes, tflite_bytes, write_onnx, write_savedmodel
+from mnistlab.predict.predictor import load_keras_model, resolve_model
 
 __all__ = ["FORMATS", "default_export_path", "export_model", "onnx_bytes"]
 
@@ -92,7 +91,7 @@ def export_model(
 
     Examples
     --------
-    >>> export_model("runs/latest", "onnx")
+    >>> export_model("runs/latest", "onnx")  # doctest: +SKIP
     PosixPath('runs/<run-id>/export/model.onnx')
     """
     _check_format(fmt)
@@ -103,13 +102,13 @@ def export_model(
     try:
         if fmt == "savedmodel":
             with _atomic_dir(dest) as tmp:
-                _write_savedmodel(model, tmp)
+                write_savedmodel(model, tmp)
         elif fmt == "onnx":
             with files.atomic_path(dest, suffix=".onnx") as tmp:
-                _write_onnx(model, tmp)
+                write_onnx(model, tmp)
         else:
             with files.atomic_path(dest, suffix=".tflite") as tmp:
-                tmp.write_bytes(_tflite_bytes(model))
+                tmp.write_bytes(tflite_bytes(model))
     except MnistlabError:
         raise
     except ImportError as err:
@@ -181,51 +180,6 @@ def _check_destination(dest: Path, fmt: str) -> None:
             f"{dest} exists and is not a SavedModel export; pass a new --out path "
             "(an earlier export holds only saved_model.pb, variables/ and assets/)"
         )
-
-
-def _call_once(model: Any) -> None:
-    # Keras's exporters trace the model's call; a model fresh from load_model has
-    # not been called yet and the ONNX exporter refuses it ("never called").
-    import numpy as np
-
-    model(np.zeros((1, 28, 28, 1), np.float32), training=False)
-
-
-def _write_savedmodel(model: Any, path: Path) -> None:
-    _call_once(model)
-    # Keras 3's exporter writes a SavedModel with a 'serve' endpoint and the
-    # 'serving_default' signature TF Serving calls: input (None, 28, 28, 1) float32.
-    model.export(str(path), format="tf_saved_model", verbose=False)
-
-
-def _write_onnx(model: Any, path: Path) -> None:
-    # Keras 3 converts through tf2onnx on the TensorFlow backend. tf2onnx touches
-    # numpy aliases removed in NumPy 2 (Keras patches them) and warns about them.
-    _call_once(model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        model.export(str(path), format="onnx", verbose=False)
-
-
-def onnx_bytes(model: Any) -> bytes:
-    """The ONNX form of a Keras model, as bytes (for an in-memory onnxruntime session)."""
-    with tempfile.TemporaryDirectory(prefix="mnistlab-onnx-") as tmp:
-        path = Path(tmp) / "model.onnx"
-        _write_onnx(model, path)
-        return path.read_bytes()
-
-
-def _tflite_bytes(model: Any) -> bytes:
-    import tensorflow as tf
-
-    # Convert from a SavedModel: the route the TFLite converter supports for Keras 3
-    # models (from_keras_model goes through the legacy tf.keras path).
-    with tempfile.TemporaryDirectory(prefix="mnistlab-tflite-") as tmp:
-        saved = Path(tmp) / "savedmodel"
-        _write_savedmodel(model, saved)
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-        return converter.convert()
 
 
 @contextlib.contextmanager

@@ -47,9 +47,10 @@ __all__ = [
 # 40 megapixels: more than any phone camera's photo (12-50 MP binned to 12), far
 # less than a decompression bomb (a 100 kB PNG can claim 50,000 x 50,000 pixels).
 # Checked from the header, before a single pixel is decoded.
+# Enforced per call by load_image (``max_pixels``); Pillow's own global guard
+# (Image.MAX_IMAGE_PIXELS, which refuses at twice its value inside Image.open) is
+# left as the user set it: importing mnistlab changes no Pillow setting.
 MAX_IMAGE_PIXELS = 40_000_000
-# Pillow's own guard, lowered to match: it raises for images over twice this.
-Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 # Working resolution: big photos are reduced (anti-aliased) so the longer side is at
 # most this many pixels before any analysis. Ink ends up 20 px tall anyway.
@@ -63,16 +64,21 @@ MIN_STROKE_FRACTION = 0.09
 TARGET_STROKE_FRACTION = 0.12
 
 
+BLANK_MESSAGE = "no digit found: the image is blank (no ink that stands out)"
+
+
 class ImageError(MnistlabError):
     """An input that is not a usable image of a digit (one-line message).
 
     ``too_large`` is True when the image was refused for its size (bytes or pixels),
-    so an HTTP server can answer 413 instead of 400.
+    so an HTTP server can answer 413 instead of 400; ``blank`` when it decoded but
+    holds no ink (a caller whose classes are not digits words that its own way).
     """
 
-    def __init__(self, message: str, *, too_large: bool = False) -> None:
+    def __init__(self, message: str, *, too_large: bool = False, blank: bool = False) -> None:
         super().__init__(message)
         self.too_large = too_large
+        self.blank = blank
 
 
 @dataclass(frozen=True)
@@ -121,7 +127,7 @@ def load_image(
 
     Examples
     --------
-    >>> gray = load_image("samples/7/dejavu-sans.png")
+    >>> gray = load_image("samples/7/canvas-a.png")
     >>> gray.shape
     (280, 280)
     """
@@ -152,8 +158,7 @@ def load_image(
                     )
                 im.seek(0)  # animated GIF/PNG/WebP: the first frame
                 im.load()  # decode now, inside the try: truncated files fail here
-                im = ImageOps.exif_transpose(im)
-                return _to_gray(im)
+                return _to_gray(ImageOps.exif_transpose(im))
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
@@ -225,7 +230,7 @@ def preprocess_image(
 
     Examples
     --------
-    >>> pre = preprocess_image("samples/3/canvas-thick.png")
+    >>> pre = preprocess_image("samples/3/canvas-a.png")
     >>> pre.image.shape, pre.polarity
     ((28, 28), 'dark-on-light')
     """
@@ -264,7 +269,7 @@ def preprocess_array(gray: np.ndarray) -> Preprocessed:
     ink = _keep_digit(ink)
     ys, xs = np.nonzero(ink)
     if len(xs) == 0:
-        raise ImageError("no digit found: the image is blank (no ink that stands out)")
+        raise ImageError(BLANK_MESSAGE, blank=True)
     left, top, right, bottom = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
     crop = ink[top:bottom, left:right]
     crop = _normalise_stroke(crop)
@@ -406,7 +411,7 @@ def _centre_of_mass_field(box: np.ndarray, field: int) -> np.ndarray:
     h, w = box.shape
     total = float(box.sum())
     if total <= 0:
-        raise ImageError("no digit found: the image is blank (no ink that stands out)")
+        raise ImageError(BLANK_MESSAGE, blank=True)
     ys, xs = np.mgrid[0:h, 0:w]
     cy, cx = float((ys * box).sum() / total), float((xs * box).sum() / total)
     # Integer shift, as MNIST did; the centre of the field is (field - 1) / 2 in
