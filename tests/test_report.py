@@ -1,6 +1,7 @@
 """Report: figures and a self-contained report.html for a real, evaluated run."""
 
 import base64
+import dataclasses
 import io
 import json
 import re
@@ -14,11 +15,12 @@ import pytest
 from mnistlab.errors import MnistlabError
 from mnistlab.report import (
     FIGURE_FILES,
+    Paragraph,
     Section,
-    html_table,
-    paragraph,
+    Table,
     plot_history,
     plot_samples,
+    render_block,
     write_report,
 )
 from mnistlab.runs import RunDir
@@ -147,7 +149,7 @@ def test_extra_sections_are_added_and_every_text_is_escaped(reported_run, mnist,
     # A run directory whose name is markup must come out as text, not as tags.
     copy = RunDir(tmp_path / "<em>bold&run")
     shutil.copytree(run.path, copy.path, ignore=shutil.ignore_patterns("logs", "figures"))
-    extra = Section("Calibration <draft>", paragraph("ECE < 0.01 & falling"))
+    extra = Section("Calibration <draft>", [Paragraph("ECE < 0.01 & falling")])
 
     page = write_report(copy, dataset=mnist, extra_sections=[extra]).read_text()
 
@@ -169,8 +171,8 @@ def test_a_run_without_metrics_is_refused_with_the_command_to_run(tmp_path):
     assert not run.figures_dir.exists()
 
 
-def test_html_table_escapes_cells_and_marks_numeric_columns():
-    table = html_table(["name", "n"], [["<i>x</i>", 3]], numeric=[False, True])
+def test_a_table_escapes_cells_and_marks_numeric_columns():
+    table = render_block(Table(["name", "n"], [["<i>x</i>", 3]], numeric=[False, True]))
     assert "<td>&lt;i&gt;x&lt;/i&gt;</td>" in table
     assert "<td class=num>3</td>" in table
 
@@ -203,8 +205,12 @@ def test_plot_samples_rejects_an_impossible_count(mnist, tmp_path):
 
 @pytest.mark.slow
 def test_the_analysis_sections_show_the_numbers_of_the_predictions(reported_run):
-    from mnistlab.analysis import confused_pairs, load_calibration, ranked_mistakes
-    from mnistlab.evaluate import load_predictions
+    from mnistlab.evaluate import (
+        confused_pairs,
+        load_calibration,
+        load_predictions,
+        ranked_mistakes,
+    )
 
     run, path = reported_run
     page = path.read_text(encoding="utf-8")
@@ -236,3 +242,79 @@ def test_the_analysis_sections_show_the_numbers_of_the_predictions(reported_run)
     # Not calibrated: the page says how to calibrate.
     assert load_calibration(run) is None
     assert "mnistlab calibrate RUN" in page
+
+
+# Matplotlib settings that Seaborn's and Optuna's styles change: still the user's after a report.
+STYLE_KEYS = ("axes.facecolor", "axes.grid", "axes.prop_cycle", "font.size", "figure.facecolor")
+
+
+def _synthetic_run(mnist, runs_dir, name):
+    """An evaluated run without training: predictions made up from the test labels.
+
+    ``name`` may hold characters a run created by mnistlab cannot (``<``, ``>``):
+    the run directory is renamed to it.
+    """
+    from mnistlab.config import make_config
+    from mnistlab.evaluate import metrics_from_probs
+
+    created = RunDir.create(runs_dir, make_config("fnn", epochs=1), name="synthetic")
+    run = RunDir(created.path.rename(runs_dir / name))
+    rng = np.random.default_rng(0)
+    logits = 4.0 * np.eye(10)[mnist.y_test] + rng.normal(size=(len(mnist.y_test), 10))
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)  # ~97% correct
+    run.write_predictions(mnist.y_test, probs)
+    metrics = metrics_from_probs(mnist.y_test, probs, [str(c) for c in mnist.class_names])
+    run.write_metrics({**metrics, "model": "fnn", "dataset": "mnist", "run": str(run.path)})
+    return run
+
+
+def test_run_names_and_notes_are_escaped_and_matplotlib_is_left_as_it_was(mnist, tmp_path):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    # A test set of 2,000 images keeps the figures quick to draw.
+    data = dataclasses.replace(mnist, x_test=mnist.x_test[:2000], y_test=mnist.y_test[:2000])
+    run = _synthetic_run(data, tmp_path, "<script>alert(1)<")
+    note = Section("Notes <script>", [Paragraph("<script>alert('note')</script> & more")])
+    backend = matplotlib.rcParams._get_backend_or_none()
+    style = {key: matplotlib.rcParams[key] for key in STYLE_KEYS}
+    figures = plt.get_fignums()
+
+    page = write_report(run, dataset=data, extra_sections=[note]).read_text()
+
+    assert "<script" not in page
+    assert "run &lt;script&gt;alert(1)&lt;" in page
+    assert "&lt;script&gt;alert(&#39;note&#39;)&lt;/script&gt; &amp; more" in page
+    assert '<a href="#notes-script">Notes &lt;script&gt;</a>' in page
+    # No pyplot figure left open, no style or backend changed.
+    assert matplotlib.rcParams._get_backend_or_none() == backend
+    assert {key: matplotlib.rcParams[key] for key in STYLE_KEYS} == style
+    assert plt.get_fignums() == figures
+    assert len(_embedded_pngs(page)) == len(FIGURE_FILES) - 1  # no history.csv: not trained
+
+
+def test_importing_the_report_and_tune_keeps_the_users_backend():
+    import subprocess
+    import sys
+
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import mnistlab.report, mnistlab.tune; "
+        "print(matplotlib.get_backend())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "svg"
+
+
+def test_save_figure_writes_one_png_at_the_project_dpi(tmp_path):
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from mnistlab.files import FIGURE_DPI, save_figure
+
+    fig = Figure(figsize=(2, 1))
+    fig.add_subplot().plot([0, 1], [1, 0])
+    path = save_figure(fig, tmp_path / "figures" / "line.png")
+    assert path.read_bytes().startswith(PNG_SIGNATURE)
+    with Image.open(path) as image:  # the resolution is recorded in the PNG
+        assert [round(d) for d in image.info["dpi"]] == [FIGURE_DPI, FIGURE_DPI]
+    assert [p.name for p in path.parent.iterdir()] == ["line.png"]  # no temporary file left

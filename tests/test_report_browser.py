@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistlab.analysis import ranked_mistakes
+from mnistlab.evaluate import ranked_mistakes
 from mnistlab.report import FIGURE_FILES
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -251,9 +251,9 @@ def test_invalid_requests_are_refused_before_any_work(tmp_path, monkeypatch):
 
 def test_a_study_belongs_to_one_model(tmp_path):
     storage = f"sqlite:///{tmp_path}/optuna.db"
-    tune_module._create_study(storage, "shared", "fnn")
+    tune_module.create_study(storage, "shared", "fnn")
     with pytest.raises(MnistlabError, match="tunes model 'fnn', not 'cnn'"):
-        tune_module._create_study(storage, "shared", "cnn")
+        tune_module.create_study(storage, "shared", "cnn")
 
 
 @pytest.mark.parametrize("name", [spec.name for spec in list_models()])
@@ -308,10 +308,10 @@ def test_the_pruning_callback_reports_every_epoch_and_stops_training_cleanly():
 
 
 def test_trials_get_no_test_images(mnist):
-    data, val_size = tune_module._search_dataset(mnist, None)
+    data, val_size = tune_module.search_dataset(mnist, None)
     assert len(data.x_train) == 60000 and val_size == 5000
     assert data.x_test.shape == (0, 28, 28) and data.y_test.shape == (0,)
-    small, val_size = tune_module._search_dataset(mnist, 1000)
+    small, val_size = tune_module.search_dataset(mnist, 1000)
     assert len(small.x_train) == 1000 and val_size == 200 and len(small.x_test) == 0
 
 
@@ -378,3 +378,73 @@ def test_the_largest_seed_with_a_shared_storage_still_runs(mnist, tmp_path):
         runs_dir=tmp_path, storage=f"sqlite:///{tmp_path}/shared.db",
     )  # fmt: skip
     assert result.counts == {"complete": 1}
+    # A trial is a run that says what it is.
+    assert json.loads((result.out_dir / "trial-0" / "run.json").read_text())["kind"] == "tune-trial"
+
+
+def _finished_study(name: str, values, params) -> optuna.Study:
+    """An in-memory study with one finished trial per value (no training)."""
+    study = optuna.create_study(study_name=name, direction="maximize")
+    study.set_user_attr("model", params.get("model", "fnn"))
+    distributions = {
+        "act": optuna.distributions.CategoricalDistribution(["<script>", "relu"]),
+        "dropout": optuna.distributions.FloatDistribution(0.0, 0.5),
+    }
+    for i, value in enumerate(values):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"act": params["act"], "dropout": 0.1 * (i % 5)},
+                distributions=distributions,
+                value=value,
+                user_attrs={"run": params["run"]},
+            )
+        )
+    return study
+
+
+def test_the_dashboard_escapes_study_names_parameters_and_paths(tmp_path):
+    from mnistlab.tune import TuneResult, render_report
+
+    evil = "<script>alert(1)</script>"
+    study = _finished_study(evil, [0.9], {"act": "<script>", "run": evil, "model": evil})
+    result = TuneResult(
+        study=evil,
+        storage=f"sqlite:///{evil}.db",
+        out_dir=tmp_path / evil.replace("/", "_"),
+        best_trial=0,
+        best_value=0.9,
+        best_params={"act": "<script>"},
+        best_config={"model": evil, "params": {"act": "<script>"}, "epochs": 1},
+        counts={"complete": 1},
+        paths={},
+    )
+    page = render_report(result, study, {"history": evil})
+
+    assert "<script" not in page
+    assert "<title>Hyperparameter search: &lt;script&gt;alert(1)&lt;/script&gt;</title>" in page
+    assert "-p act=&lt;script&gt;" in page  # the train command of the best configuration
+    assert "Optimisation history: not drawn (&lt;script&gt;" in page
+    assert '<section id="all-trials">' in page
+
+
+def test_the_plots_leave_the_users_matplotlib_as_it_was(tmp_path):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from mnistlab.tune.outputs import FIGURES, write_figures
+
+    study = _finished_study("plots", [0.5, 0.7, 0.6, 0.8], {"act": "relu", "run": "r"})
+    mine = plt.figure()  # a figure of the user's, open before
+    backend = matplotlib.rcParams._get_backend_or_none()
+    styled = "^axes\\.|^font\\.size$|^figure\\.facecolor$"  # what Optuna's ggplot style sets
+    style = dict(matplotlib.rcParams.find_all(styled))
+
+    written, missing = write_figures(study, tmp_path)
+
+    assert set(written) == set(FIGURES) and missing == {}
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in written.values())
+    # Optuna sets its ggplot style and draws with pyplot: none of it stays behind.
+    assert dict(matplotlib.rcParams.find_all(styled)) == style
+    assert matplotlib.rcParams._get_backend_or_none() == backend
+    assert plt.get_fignums() == [mine.number]
+    plt.close(mine)
