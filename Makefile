@@ -1,5 +1,7 @@
 # The README's two commands: `make run` (train, evaluate and report the default
-# model) and `make test` (the whole test suite). Both create .venv themselves.
+# model) and `make test` (the linters, then the whole test suite: what CI runs). Both
+# create .venv themselves. Before each commit: `make test-fast` (no slow tests, under
+# 3 minutes on 2 cores) and `make lint`.
 PYTHON ?= python3
 VENV   ?= .venv
 MODEL  ?= cnn
@@ -8,9 +10,12 @@ PY     := $(VENV)/bin/python
 # ruff checks the notebook too; `ruff format` leaves it alone (it would rewrite most cells).
 LINTED    := src tests tools notebooks
 FORMATTED := src tests tools
+# The docstring examples of the package run as doctests (examples that need a trained
+# run or the network are marked `# doctest: +SKIP`); __main__ would run the CLI.
+DOCTESTS  := --doctest-modules src/mnistlab --ignore=src/mnistlab/__main__.py
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test lint format install dev clean notebook
+.PHONY: run test test-fast lint format install dev clean notebook
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,13 +31,22 @@ run: $(VENV)/.installed
 	$(PY) -m mnistlab evaluate $(RUNS)/latest
 	$(PY) -m mnistlab report $(RUNS)/latest
 
-test: $(VENV)/.installed
-	$(PY) -m ruff check $(LINTED)
-	$(PY) -m pytest
+# The whole suite, slow end-to-end tests included, after the linters.
+test: lint
+	$(PY) -m pytest tests $(DOCTESTS)
 
+# Everything not marked slow, and the doctests.
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow" tests $(DOCTESTS)
+
+# ruff (lint and format), mypy over src (pyproject.toml [tool.mypy]) and the declared
+# layering of the package (pyproject.toml [tool.importlinter]: no upward import, no cycle
+# between layers; tests/test_layout.py checks for cycles inside them too).
 lint: $(VENV)/.installed
 	$(PY) -m ruff check $(LINTED)
 	$(PY) -m ruff format --check $(FORMATTED)
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 format: $(VENV)/.installed
 	$(PY) -m ruff format $(FORMATTED)

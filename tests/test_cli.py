@@ -98,3 +98,43 @@ def test_every_command_has_help_with_an_example():
         result = mnistlab(command, "--help")
         assert result.returncode == 0
         assert "Example:" in result.stdout, command
+
+
+def test_the_command_modules_together_register_every_command_with_an_example():
+    from click.testing import CliRunner
+
+    from mnistlab.cli import cli
+
+    assert sorted(cli.commands) == [
+        "bench",
+        "calibrate",
+        "compare",
+        "cv",
+        "data",
+        "ensemble",
+        "evaluate",
+        "export",
+        "models",
+        "predict",
+        "preprocess",
+        "report",
+        "serve",
+        "train",
+        "tune",
+    ]
+    runner = CliRunner()
+    for name in cli.commands:
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert "Example:" in result.output, name
+
+
+def test_the_installed_script_and_python_m_run_the_same_main():
+    from importlib.metadata import entry_points
+
+    from mnistlab.cli import main
+
+    (script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "mnistlab"]
+    assert script.value == "mnistlab.cli:main" and script.load() is main
+    result = mnistlab("--version")
+    assert result.returncode == 0 and result.stdout.startswith("mnistlab, version ")

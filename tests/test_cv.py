@@ -14,6 +14,7 @@ from mnistlab.cv import cross_validate, fold_indices, subset_indices
 from mnistlab.errors import MnistlabError
 from mnistlab.evaluate import evaluate
 from mnistlab.report import write_report
+from mnistlab.runs import RunDir
 
 N_IMAGES, FOLDS = 3000, 3
 
@@ -126,6 +127,12 @@ def test_each_fold_is_held_out_once_and_stratified(finished_cv, mnist):
     # A fold's run is no ordinary run: evaluating it on the test set would replace its
     # held-out score, and its report would have no test predictions. Both say so.
     fold_run = out / "folds" / "fold_1"
+    # Its run.json says what it is: evaluate and report read that, not its data source.
+    for i in range(1, FOLDS + 1):
+        assert json.loads((out / "folds" / f"fold_{i}" / "run.json").read_text())["kind"] == (
+            "cv-fold"
+        )
+    assert RunDir.open(fold_run).kind == "cv-fold"
     before = (fold_run / "metrics.json").read_bytes()
     with pytest.raises(MnistlabError, match="is a cross-validation fold, scored on its held-out"):
         evaluate(fold_run)

@@ -10,11 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SPEC = importlib.util.spec_from_file_location(
-    "screen_variants", Path(__file__).parents[1] / "tools" / "screen_variants.py"
-)
-screen = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(screen)
+TOOLS = Path(__file__).parents[1] / "tools"
+
+
+def load_tool(name):
+    """tools/NAME.py as the module NAME, as its scripts import each other (importlib's
+    recipe for importing a source file: registered in sys.modules before it runs)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+screen = load_tool("screen_variants")
 
 
 def test_the_validation_split_is_shared_stratified_and_disjoint():
@@ -108,11 +119,7 @@ def test_bn_recalibration_sets_the_statistics_the_layers_see_at_inference():
 
     from mnistlab.models import build_model
 
-    spec = importlib.util.spec_from_file_location(
-        "bn_recalibrate", Path(__file__).parents[1] / "tools" / "bn_recalibrate.py"
-    )
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("bn_recalibrate")
 
     model = build_model("cnn-best")
     images = np.random.default_rng(2).random((600, 28, 28, 1), dtype=np.float32)
@@ -127,11 +134,7 @@ def test_bn_recalibration_sets_the_statistics_the_layers_see_at_inference():
         np.testing.assert_allclose(np.asarray(layer.moving_variance), seen.var(0), rtol=1e-3)
 
 
-SPEC_ENS = importlib.util.spec_from_file_location(
-    "ensemble_screen", Path(__file__).parents[1] / "tools" / "ensemble_screen.py"
-)
-ens = importlib.util.module_from_spec(SPEC_ENS)
-SPEC_ENS.loader.exec_module(ens)
+ens = load_tool("ensemble_screen")
 
 
 def _one_hot_probs(labels, confidence):
@@ -199,7 +202,7 @@ def test_screen_results_are_read_as_run_job_writes_them(tmp_path):
 def test_bad_arguments_are_a_one_line_error(tmp_path, spec, says):
     path = tmp_path / "empty.jsonl"
     path.write_text("")
-    tool = Path(__file__).parents[1] / "tools" / "ensemble_screen.py"
+    tool = TOOLS / "ensemble_screen.py"
     done = subprocess.run(
         [sys.executable, str(tool), str(path), "--members", *spec.split()],
         capture_output=True,
@@ -212,7 +215,7 @@ def test_bad_arguments_are_a_one_line_error(tmp_path, spec, says):
 def test_a_file_that_is_not_screen_results_is_a_one_line_error(tmp_path):
     path = tmp_path / "other.jsonl"
     path.write_text('{"accuracy": 0.99}\n')
-    tool = Path(__file__).parents[1] / "tools" / "ensemble_screen.py"
+    tool = TOOLS / "ensemble_screen.py"
     for given in (path, tmp_path / "missing.jsonl"):
         done = subprocess.run(
             [sys.executable, str(tool), str(given), "--members", "ep30:1"],

@@ -56,21 +56,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from mnistlab.data import load_dataset, to_float, train_val_split
-    from mnistlab.models import load_saved_model
-    from mnistlab.runs import RunDir
+    from mnistlab.runs import RunDir, load_run_model
 
     before_total = after_total = 0
     datasets: dict[str, Any] = {}  # loaded once per dataset, not once per run
     for path in args.runs:
         run = RunDir.open(path)
-        config = run.config()
+        config = run.train_config()
         if config.dataset not in datasets:
             datasets[config.dataset] = load_dataset(config.dataset)
         data = datasets[config.dataset]
         x_tr, _, x_val, y_val = train_val_split(
             data.x_train, data.y_train, val_size=config.val_size, seed=config.seed
         )
-        model = load_saved_model(run.model_path)
+        model = load_run_model(run)
         before = errors(model, to_float(x_val), y_val)
         recalibrate(model, to_float(x_tr))
         after = errors(model, to_float(x_val), y_val)

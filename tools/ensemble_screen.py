@@ -15,7 +15,8 @@ about 15 seconds on 2 cores), its softmax of decision values mixed into
 ``mean`` with the weights of ``--svm-weights``. The weights are not fitted:
 every weight is reported, so the best row is an optimistic estimate.
 
-The test set is never read. Examples::
+It imports the installed ``mnistlab`` (``make dev``). The test set is never read.
+Examples::
 
     python tools/ensemble_screen.py screen5.jsonl --members ep30:3 --members ep30:3,b64:3
     python tools/ensemble_screen.py screen5.jsonl --members ep30:3 --svm
@@ -26,18 +27,14 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
-import sys
 from collections import defaultdict
 from collections.abc import Callable
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "src"))
-sys.path.insert(0, HERE)
-
-from screen_variants import in_chunks, split  # noqa: E402  (the screen's shared split)
+# The screen's shared split. Python puts a script's own folder (tools/) first on
+# sys.path, so its sibling imports as it is; mnistlab is the installed package.
+from screen_variants import in_chunks, split
 
 Rule = Callable[[np.ndarray], np.ndarray]
 

@@ -25,7 +25,9 @@ One process runs its jobs one after the other::
     python tools/screen_variants.py --summary a.jsonl b.jsonl
 
 ``--list`` prints the variants; ``--smoke`` trains 2 epochs on 10,000 images
-(a check of the set-up, not a result).
+(a check of the set-up, not a result). It imports the installed ``mnistlab``
+(``make dev`` or ``pip install -e .``); ``tools/ensemble_screen.py`` imports its
+shared split from here.
 """
 
 from __future__ import annotations
@@ -34,16 +36,12 @@ import argparse
 import base64
 import json
 import math
-import os
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
 BASE: dict[str, Any] = dict(epochs=30, batch=128, lr=2e-3, ls=0.1, augment=1.0, dropout=0.4)
 """The cnn-best recipe before the screen; every variant changes some of it."""

@@ -1,3 +1,5 @@
+"""``python -m mnistlab``: the same as the ``mnistlab`` command."""
+
 import sys
 
 from mnistlab.cli import main

@@ -32,7 +32,8 @@ import numpy as np
 from mnistlab import files
 from mnistlab.config import TrainConfig, make_config
 from mnistlab.errors import MnistlabError
-from mnistlab.models import load_saved_model
+from mnistlab.progress import format_table, reporter
+from mnistlab.runs import load_run_model
 
 THRESHOLDS = (0.99, 0.995)
 REFERENCE = "keras-convnet"
@@ -125,7 +126,8 @@ def bench(
     out_dir : where results and the recipes' run directories go.
     seed : seed of every recipe.
     configs : recipes to use instead of :func:`recipes` (tests use tiny ones).
-    progress : print each recipe's progress to stderr.
+    progress : report each recipe's progress on stderr (:mod:`mnistlab.progress`),
+        with the worker's training output.
     command : the command line that reproduces this run, recorded in the results.
     thresholds : test accuracies whose time-to is recorded (default 99.0%, 99.5%).
 
@@ -151,20 +153,18 @@ def bench(
             f"cannot write the benchmark to {out_dir}: {err.strerror or err}; "
             "pass --out with a writable directory"
         ) from err
+    say = reporter(progress)
     results: dict[str, Any] = {}
     for i, name in enumerate(names, 1):
         config = configs_by_name[name]
-        if progress:
-            print(f"[{i}/{len(names)}] {name}: training {config.model} ...", file=sys.stderr)
+        say(f"[{i}/{len(names)}] {name}: training {config.model} ...")
         results[name] = r = _run_worker(name, config, out_dir, progress)
         r["time_to"] = {f"{t:g}": time_to_accuracy(r["curve"], t) for t in thresholds}
-        if progress:
-            print(
-                f"[{i}/{len(names)}] {name}: final test accuracy {r['final_accuracy']:.4f}, "
-                f"time to {thresholds[0]:.1%} {_secs(r['time_to'][f'{thresholds[0]:g}'])}, "
-                f"{r['train_seconds']:.1f} s training",
-                file=sys.stderr,
-            )
+        say(
+            f"[{i}/{len(names)}] {name}: final test accuracy {r['final_accuracy']:.4f}, "
+            f"time to {thresholds[0]:.1%} {_secs(r['time_to'][f'{thresholds[0]:g}'])}, "
+            f"{r['train_seconds']:.1f} s training"
+        )
     summary = {
         "command": command,
         "machine": machine_info(),
@@ -267,7 +267,7 @@ def measure_recipe(name: str, config: TrainConfig, runs_dir: str | Path) -> dict
     state = run.state()
     train_seconds = state["train_seconds"] - curve_cb.eval_wall
 
-    model = load_saved_model(run.model_path, compile=True)
+    model = load_run_model(run, compile=True)
     infer = tf.function(lambda x: model(x, training=False))
     final_acc = float(
         np.mean(
@@ -356,37 +356,54 @@ def machine_info() -> dict[str, Any]:
 def markdown_table(summary: Mapping[str, Any]) -> str:
     """The results as a markdown table (the one BENCHMARKS.md shows)."""
     m = summary["machine"]
-    lines = [
+    machine = (
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; "
-        f"Python {m['python']}, TensorFlow {m['tensorflow']}; {m['date']}.",
-        "",
-        "| recipe | params | epochs | time to 99.0% | time to 99.5% | x sooner to 99.0% "
-        "(vs keras-convnet) | final test acc | train s | CPU s | train img/s | "
-        "infer img/s (batch 1024) | latency p50 / p99 ms | peak MiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: |",
+        f"Python {m['python']}, TensorFlow {m['tensorflow']}; {m['date']}."
+    )
+    columns = [
+        "recipe",
+        "params",
+        "epochs",
+        "time to 99.0%",
+        "time to 99.5%",
+        "x sooner to 99.0% (vs keras-convnet)",
+        "final test acc",
+        "train s",
+        "CPU s",
+        "train img/s",
+        "infer img/s (batch 1024)",
+        "latency p50 / p99 ms",
+        "peak MiB",
     ]
+    rows = []
     for name, r in summary["recipes"].items():
         ratio = summary.get("speedup_vs_reference", {}).get(name, {}).get("0.99")
-        lines.append(
-            f"| {name} | {r['params_count']:,} | {r['epochs_run']} | "
-            f"{_secs(r['time_to'].get('0.99'))} | {_secs(r['time_to'].get('0.995'))} | "
-            f"{'-' if ratio is None else f'{ratio:.2f}x'} | {r['final_accuracy'] * 100:.2f}% | "
-            f"{r['train_seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['train_images_per_s']:,.0f} | "
-            f"{r['infer_images_per_s']:,.0f} | {r['latency_ms_p50']:.2f} / "
-            f"{r['latency_ms_p99']:.2f} | {r['peak_memory_mib']:,.0f} |"
+        rows.append(
+            [
+                name,
+                f"{r['params_count']:,}",
+                str(r["epochs_run"]),
+                _secs(r["time_to"].get("0.99")),
+                _secs(r["time_to"].get("0.995")),
+                "-" if ratio is None else f"{ratio:.2f}x",
+                f"{r['final_accuracy'] * 100:.2f}%",
+                f"{r['train_seconds']:.1f}",
+                f"{r['cpu_seconds']:.1f}",
+                f"{r['train_images_per_s']:,.0f}",
+                f"{r['infer_images_per_s']:,.0f}",
+                f"{r['latency_ms_p50']:.2f} / {r['latency_ms_p99']:.2f}",
+                f"{r['peak_memory_mib']:,.0f}",
+            ]
         )
-    return "\n".join(lines) + "\n"
+    return format_table(columns, rows, markdown=True, title=machine) + "\n"
 
 
 def plot_curves(summary: Mapping[str, Any], path: str | Path) -> Path:
     """Test accuracy against training seconds, one line per recipe."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    fig = Figure(figsize=(8, 5))
+    ax = fig.add_subplot()
     for name, r in summary["recipes"].items():
         xs = [p["seconds"] for p in r["curve"]]
         ys = [p["test_accuracy"] * 100 for p in r["curve"]]
@@ -408,11 +425,7 @@ def plot_curves(summary: Mapping[str, Any], path: str | Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    with files.atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp)
-    plt.close(fig)
-    return path
+    return files.save_figure(fig, path)
 
 
 def _worker_main(argv: list[str]) -> int:
@@ -424,4 +437,7 @@ def _worker_main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    from mnistlab.runtime import install_startup_filter
+
+    install_startup_filter()  # a worker's stderr is the bench command's
     sys.exit(_worker_main(sys.argv[1:]))
