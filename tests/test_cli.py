@@ -118,6 +118,7 @@ def test_the_command_modules_together_register_every_command_with_an_example():
         "predict",
         "preprocess",
         "report",
+        "robustness",
         "serve",
         "train",
         "tune",

@@ -48,6 +48,7 @@ _API = {
     "TuneResult": "tune",
     "calibrate": "evaluate",
     "cross_validate": "cv",
+    "robustness": "robustness",
     "compare_runs": "evaluate",
     "preprocess_image": "predict",
     "load_predictor": "predict",

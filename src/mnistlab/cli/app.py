@@ -45,6 +45,7 @@ for _command in (
     drive_commands.tune,
     drive_commands.cv,
     drive_commands.bench,
+    drive_commands.robustness,
 ):
     cli.add_command(_command)
 

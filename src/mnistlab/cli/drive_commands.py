@@ -1,4 +1,4 @@
-"""Commands that drive the pipeline many times: ``tune``, ``cv`` and ``bench``."""
+"""Commands that drive the pipeline many times: ``tune``, ``cv``, ``bench`` and ``robustness``."""
 
 from __future__ import annotations
 
@@ -243,3 +243,54 @@ def bench(recipes: tuple[str, ...], quick: bool, out_dir: str, seed: int) -> Non
     click.echo((Path(out_dir) / "results.md").read_text())
     click.echo(f"results: {Path(out_dir) / 'results.json'}")
     del summary
+
+
+@click.command()
+@click.argument("run", default="latest")
+@click.option(
+    "--limit", type=int, default=None, metavar="N", help="Score the first N test images only."
+)
+@click.option(
+    "--seed", type=SEED, default=0, show_default=True, help="Seed of the corruptions' draws."
+)
+@click.option(
+    "--no-predict",
+    is_flag=True,
+    help="On arrays only: skip the predict pipeline (PNG -> preprocessing -> model), "
+    "which takes about 10 ms an image.",
+)
+@json_option("Print robustness.json.")
+@RUNS_DIR_OPTION
+def robustness(
+    run: str, limit: int | None, seed: int, no_predict: bool, as_json: bool, runs_dir: str
+) -> None:
+    """Accuracy under the 15 corruptions of MNIST-C, on arrays and through predict.
+
+    Applies shot and impulse noise, glass and motion blur, shear, scale, rotate,
+    brightness, translate, stripe, fog, spatter, a dotted line, a zigzag and Canny
+    edges (Mu and Gilmer, 2019) to the test images of RUN (default: latest), and
+    scores the model on the corrupted arrays and through the whole predict pipeline
+    (each image as a PNG file). Writes RUN/robustness.json and
+    RUN/figures/robustness_*.png; 'mnistlab report' then shows a Robustness section.
+
+    \b
+    Example:
+      mnistlab robustness runs/latest --limit 1000
+      mnistlab robustness latest --no-predict --json
+    """
+    from mnistlab.robustness import format_robustness
+    from mnistlab.robustness import robustness as measure
+
+    record = measure(
+        run,
+        limit=limit,
+        seed=seed,
+        through_predict=not no_predict,
+        runs_dir=runs_dir,
+        progress=True,  # one line per corruption on stderr (mnistlab.progress)
+    )
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+        return
+    click.echo(format_robustness(record))
+    click.echo(f"results: {Path(record['run']) / 'robustness.json'}")

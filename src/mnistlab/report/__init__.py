@@ -20,6 +20,8 @@ The package, by concern:
 - :mod:`~mnistlab.report.blocks`: sections of paragraphs, tables, figures, cards;
 - :mod:`~mnistlab.report.sections`, :mod:`~mnistlab.report.analysis_sections`:
   what each section of the page shows;
+- :mod:`~mnistlab.report.robustness_section`: the Robustness section, when
+  ``mnistlab robustness`` has measured the run;
 - :mod:`~mnistlab.report.page`: :func:`write_report`, from the Jinja2 template
   ``templates/report/report.html`` (autoescaped: run names and notes are text).
 
@@ -70,6 +72,7 @@ from mnistlab.report.page import (
     write_figures,
     write_report,
 )
+from mnistlab.report.robustness_section import robustness_section
 from mnistlab.report.sections import (
     AREA_FORMAT,
     config_section,
@@ -123,6 +126,7 @@ __all__ = [
     "read_history",
     "render_block",
     "render_page",
+    "robustness_section",
     "summary_section",
     "write_analysis_figures",
     "write_figures",

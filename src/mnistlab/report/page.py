@@ -48,6 +48,7 @@ from mnistlab.report.figures import (
     plot_history,
     plot_samples,
 )
+from mnistlab.report.robustness_section import robustness_section
 from mnistlab.report.sections import (
     config_section,
     figure_sections,
@@ -255,6 +256,7 @@ def write_report(
             calibration,
             _uncalibrated_note(run, config),
         ),
+        *[s for s in (robustness_section(run),) if s is not None],
         config_section(config.to_dict()),
         *extra_sections,
     ]

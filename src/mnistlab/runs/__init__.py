@@ -2,12 +2,12 @@
 
 A run directory is the one hand-over between stages. This package is the only
 code that reads or writes ``run.json``, ``config.json``, ``metrics.json``,
-``calibration.json`` and ``predictions.npz`` and loads a run's model:
+``calibration.json``, ``robustness.json`` and ``predictions.npz`` and loads a run's model:
 
 - :mod:`~mnistlab.runs.rundir`: :class:`RunDir` (the layout, creation and lookup,
   the run's :attr:`~RunDir.kind` and state, the training lock);
-- :mod:`~mnistlab.runs.records`: pydantic records of run.json, metrics.json and
-  calibration.json, and :data:`RUN_KINDS`;
+- :mod:`~mnistlab.runs.records`: pydantic records of run.json, metrics.json,
+  calibration.json and robustness.json, and :data:`RUN_KINDS`;
 - :mod:`~mnistlab.runs.loading`: a run's model, calibration and saved predictions;
 - :mod:`~mnistlab.runs.migration`: runs written before run.json recorded a kind.
 """
@@ -24,18 +24,21 @@ from mnistlab.runs.records import (
     RUN_KINDS,
     CalibrationRecord,
     MetricsRecord,
+    RobustnessRecord,
     RunKind,
     RunRecord,
 )
-from mnistlab.runs.rundir import CALIBRATION_FILE, PREDICTIONS_FILE, RunDir
+from mnistlab.runs.rundir import CALIBRATION_FILE, PREDICTIONS_FILE, ROBUSTNESS_FILE, RunDir
 
 __all__ = [
     "CALIBRATION_FILE",
     "CV_FOLD_SOURCE",
     "PREDICTIONS_FILE",
+    "ROBUSTNESS_FILE",
     "RUN_KINDS",
     "CalibrationRecord",
     "MetricsRecord",
+    "RobustnessRecord",
     "RunDir",
     "RunKind",
     "RunRecord",

@@ -1,4 +1,5 @@
-"""Typed records of a run directory's JSON files: run.json, metrics.json, calibration.json.
+"""Typed records of a run directory's JSON files: run.json, metrics.json, calibration.json,
+robustness.json.
 
 Each file stays plain JSON a person can read; these pydantic models say what
 each key is and check a record before it is written (and when a reader asks
@@ -20,7 +21,9 @@ file written by a later version still opens.
 ``metrics.json`` (:class:`MetricsRecord`): written by ``mnistlab evaluate``
 (:func:`mnistlab.evaluate.evaluate`). ``calibration.json``
 (:class:`CalibrationRecord`): written by ``mnistlab calibrate``; its format is
-in :mod:`mnistlab.evaluate.calibration`.
+in :mod:`mnistlab.evaluate.calibration`. ``robustness.json``
+(:class:`RobustnessRecord`): written by ``mnistlab robustness``
+(:mod:`mnistlab.robustness`).
 """
 
 from __future__ import annotations
@@ -165,6 +168,45 @@ class CalibrationRecord(_Record):
     validation: BeforeAfter | None = None
     test: BeforeAfter | None = None
     run: str | None = None
+
+
+class Accuracy(_Record):
+    """Accuracy on one set of images: as arrays fed to the model, and through ``predict``.
+
+    ``predict`` is None when the predict pipeline was not measured; ``predict_failed``
+    counts the images it refused (no ink found), which count as wrong.
+    """
+
+    arrays: float = Field(ge=0, le=1)
+    predict: float | None = Field(default=None, ge=0, le=1)
+    predict_failed: int | None = None
+    seconds: float | None = None
+
+
+class CorruptionAccuracy(Accuracy):
+    """:class:`Accuracy` under one corruption, named as in MNIST-C (``"fog"``)."""
+
+    name: str
+
+
+class RobustnessRecord(_Record):
+    """``robustness.json``: accuracy on the test images under each MNIST-C corruption.
+
+    ``corruptions`` lists each corruption's accuracy in MNIST-C's order (a list, so
+    the order survives key-sorted JSON); ``mean`` is their mean; ``figures`` maps a
+    figure's name to its path relative to the run directory.
+    """
+
+    n: int = Field(ge=1)
+    seed: int = Field(ge=0)
+    clean: Accuracy
+    corruptions: list[CorruptionAccuracy]
+    mean: Accuracy
+    figures: dict[str, str] = {}
+    model: str | None = None
+    dataset: str | None = None
+    run: str | None = None
+    seconds: float | None = None
 
 
 def describe_error(err: ValidationError) -> str:

@@ -19,6 +19,8 @@ A run lives in ``<runs_dir>/<run-id>/``::
     metrics.json    test-set metrics (written by ``evaluate``; records.MetricsRecord)
     predictions.npz the test-set probabilities behind metrics.json (``evaluate``)
     calibration.json  the temperature fitted by ``calibrate`` (records.CalibrationRecord)
+    robustness.json accuracy under the MNIST-C corruptions (``robustness``;
+                    records.RobustnessRecord), its figures in figures/
     figures/        PNG plots (written by ``report``)
     report.html     one self-contained page (written by ``report``)
     .lock           held (flock) by the process training the run; its content (the
@@ -67,6 +69,7 @@ from mnistlab.runs.records import (
     RUN_KINDS,
     CalibrationRecord,
     MetricsRecord,
+    RobustnessRecord,
     RunKind,
     RunRecord,
     check_record,
@@ -74,6 +77,7 @@ from mnistlab.runs.records import (
 
 PREDICTIONS_FILE = "predictions.npz"
 CALIBRATION_FILE = "calibration.json"
+ROBUSTNESS_FILE = "robustness.json"
 
 # What --name may be: one directory name inside the runs directory.
 _RUN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
@@ -165,6 +169,10 @@ class RunDir:
     @property
     def calibration_path(self) -> Path:
         return self.path / CALIBRATION_FILE
+
+    @property
+    def robustness_path(self) -> Path:
+        return self.path / ROBUSTNESS_FILE
 
     # -- creation and lookup ------------------------------------------------
     @classmethod
@@ -464,6 +472,30 @@ class RunDir:
         """Check ``calibration`` as a :class:`~.records.CalibrationRecord`; write it."""
         check_record(CalibrationRecord, calibration, f"cannot write {self.calibration_path}")
         files.write_json(self.calibration_path, calibration)
+
+    def robustness_record(self) -> RobustnessRecord:
+        """``robustness.json`` as a typed :class:`~.records.RobustnessRecord`.
+
+        Raises
+        ------
+        MnistlabError
+            Missing, unreadable or not a valid record: says to measure it again.
+        """
+        again = f"run 'mnistlab robustness {self.path}'"
+        try:
+            data = json.loads(self.robustness_path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise MnistlabError(
+                f"run {self.path} has no readable {ROBUSTNESS_FILE}; {again}"
+            ) from err
+        return check_record(
+            RobustnessRecord, data, f"{self.robustness_path} is not valid ({again})"
+        )
+
+    def write_robustness(self, robustness: dict[str, Any]) -> None:
+        """Check ``robustness`` as a :class:`~.records.RobustnessRecord`; write it."""
+        check_record(RobustnessRecord, robustness, f"cannot write {self.robustness_path}")
+        files.write_json(self.robustness_path, robustness)
 
 
 def _point_latest(runs_dir: Path, target: Path) -> None:
