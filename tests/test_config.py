@@ -128,6 +128,24 @@ def test_the_saved_config_round_trips_exactly_through_json(tmp_path, model):
     assert json.dumps(again.to_dict()) == path.read_text()
 
 
+def test_the_perturbation_settings_round_trip_and_refuse_unknown_names():
+    config = make_config("cnn")
+    assert config.perturb == 0.35 and config.params["stretch"] is True
+    again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config and isinstance(again.perturbations, tuple)
+    mine = make_config("fnn", perturb=0.3, perturbations=["blur", "strokes"])
+    assert mine.perturbations == ("blur", "strokes")
+    assert TrainConfig.from_dict(json.loads(json.dumps(mine.to_dict()))) == mine
+    for bad, fragment in [
+        ({"perturbations": ["fog"]}, "invalid perturbations"),
+        ({"perturbations": []}, "perturbations"),
+        ({"perturbations": ["blur", "blur"]}, "given twice"),
+        ({"perturb": 1.5}, r"perturb=1.5: expected a number in \[0, 1\]"),
+    ]:
+        with pytest.raises(MnistlabError, match=fragment):
+            make_config("cnn", **bad)
+
+
 def test_fnn_hidden_sizes_stay_a_tuple_after_a_round_trip():
     config = make_config("fnn", params={"hidden": [64, 32]})
     again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))

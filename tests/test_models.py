@@ -130,7 +130,16 @@ def test_cnn_best_deskew_deskews_in_training_and_inference():
     assert get_model_spec("cnn-best-deskew").recipe == get_model_spec("cnn-best").recipe
 
 
-@pytest.mark.parametrize("name", ["cnn-best", "cnn-best-deskew"])
+def test_the_default_cnn_sees_a_digit_on_gray_paper_as_on_black(mnist):
+    model = build_model("cnn")
+    assert type(model.layers[1]).__name__ == "ContrastStretch"
+    x = mnist.x_train[:8, ..., None].astype(np.float32) / 255
+    gray = 0.4 + 0.5 * x  # gray background, ink at 90% white: the same digit
+    np.testing.assert_allclose(model(gray), model(x), atol=1e-5)
+    assert "stretch" not in get_model_spec("cnn-fast").defaults  # the speed recipe as it was
+
+
+@pytest.mark.parametrize("name", ["cnn", "cnn-best", "cnn-best-deskew"])
 def test_a_saved_model_with_our_layers_predicts_alike_in_a_fresh_process(tmp_path, name):
     import subprocess
     import sys

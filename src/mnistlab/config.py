@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 from pydantic import (
@@ -43,6 +43,20 @@ from mnistlab.models import get_model_spec
 
 SCHEDULES = ("constant", "cosine", "onecycle")
 KEEP = ("best", "last")
+# The training-time perturbations (mnistlab.train.perturbations), in its order.
+PerturbationName = Literal[
+    "background",
+    "gamma",
+    "gaussian_noise",
+    "salt_pepper",
+    "blur",
+    "elastic",
+    "occlude",
+    "strokes",
+    "outline",
+    "invert_band",
+]
+PERTURBATION_FAMILIES: tuple[PerturbationName, ...] = get_args(PerturbationName)
 # NumPy and scikit-learn take seeds in 0 .. 2**32 - 1.
 MAX_SEED = 2**32 - 1
 
@@ -63,6 +77,8 @@ _ACCEPTED = {
     "keep": " | ".join(KEEP),
     "val_size": "between 0 and 59999",
     "augment": "a finite number >= 0",
+    "perturb": "a number in [0, 1]",
+    "perturbations": "one or more of " + ", ".join(PERTURBATION_FAMILIES),
     "deterministic": "true or false",
     "members": "two or more run directories",
     "member_models": "one model name per member",
@@ -145,6 +161,12 @@ class TrainConfig(_ConfigRecord):
         (needs ``keep="last"``).
     augment : strength of random affine augmentation, 0 = off (rotation in
         units of a full turn times 0.05, shift/zoom fraction times 0.1).
+    perturb : share of the training digits (each batch, on the fly, after the
+        affine augmentation) that get one training-time perturbation, 0 = off.
+    perturbations : the perturbations to choose from, uniformly, for a perturbed
+        digit (``mnistlab.train.perturbations``): background, gamma,
+        gaussian_noise, salt_pepper, blur, elastic, occlude, strokes, outline,
+        invert_band; all of them by default.
     deterministic : turn on TensorFlow op determinism (slower, bit-identical).
 
     Raises
@@ -174,6 +196,8 @@ class TrainConfig(_ConfigRecord):
     keep: Literal["best", "last"] = "best"
     val_size: int = Field(5000, ge=0, lt=60000)
     augment: float = Field(0.0, ge=0, allow_inf_nan=False)
+    perturb: float = Field(0.0, ge=0, le=1)
+    perturbations: tuple[PerturbationName, ...] = Field(PERTURBATION_FAMILIES, min_length=1)
     deterministic: bool = False
 
     @field_validator("model")
@@ -183,6 +207,23 @@ class TrainConfig(_ConfigRecord):
             return get_model_spec(model).name
         except MnistlabError as err:
             raise ValueError(str(err)) from None
+
+    @field_validator("perturbations", mode="before")
+    @classmethod
+    def _names_from_json(cls, names: Any) -> Any:
+        # config.json (and the CLI's "a,b") give a list or a string: the record holds a tuple.
+        if isinstance(names, str):
+            return tuple(name.strip() for name in names.split(",") if name.strip())
+        if isinstance(names, list):
+            return tuple(names)
+        return names
+
+    @field_validator("perturbations")
+    @classmethod
+    def _each_once(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(names)) != len(names):
+            raise ValueError(f"invalid perturbations={list(names)!r}: a name is given twice")
+        return names
 
     @field_validator("params")
     @classmethod

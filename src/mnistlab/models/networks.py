@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mnistlab.errors import MnistlabError
-from mnistlab.models.layers import deskew_class, fused_batchnorm_class
+from mnistlab.models.layers import deskew_class, fused_batchnorm_class, stretch_class
 from mnistlab.models.registry import INPUT_SHAPE, NUM_CLASSES, format_value, register
 
 if TYPE_CHECKING:  # keras is imported lazily so `mnistlab models` stays fast
@@ -66,6 +66,7 @@ def _convnet(
     *,
     batchnorm: bool = False,
     deskew: bool = False,
+    stretch: bool = False,
 ) -> keras.Model:
     """Stages of 3x3 'valid' ReLU convolutions, each followed by 2x2 max-pooling,
     then Flatten, Dropout, Dense(ReLU), Dropout, Dense(10, softmax).
@@ -84,12 +85,18 @@ def _convnet(
     ``deskew``: the first layer deskews the digits (:func:`deskew_images`), in
     training (after the augmentation, which happens in the input pipeline) and
     in every later use of the saved model.
+
+    ``stretch``: the first layer stretches each image's gray levels to [0, 1]
+    (:func:`stretch_images`), so a gray or uneven background and faint ink look
+    like MNIST's black paper and white ink, for every caller of the saved model.
     """
     import keras
     from keras import layers
 
     _check_rate(name, dropout)
     x = inputs = keras.Input(INPUT_SHAPE)
+    if stretch:
+        x = stretch_class()()(x)
     if deskew:
         x = deskew_class()()(x)
     for filters_per_conv in stages:
@@ -133,18 +140,34 @@ def cnn_fast(width: int = 16, dense: int = 128, dropout: float = 0.3) -> keras.M
 
 @register(
     "cnn",
-    "convnet with light augmentation and one-cycle LR: the default of make run",
-    epochs=12,
+    "robust convnet: contrast stretch, affine + perturbation augmentation, one-cycle LR; "
+    "the default of make run",
+    epochs=15,
     batch_size=128,
     learning_rate=3e-3,
     schedule="onecycle",
-    patience=12,
+    patience=15,
     label_smoothing=0.1,
-    augment=0.7,
+    augment=0.5,
+    perturb=0.35,
 )
-def cnn(width: int = 32, dense: int = 128, dropout: float = 0.3) -> keras.Model:
-    """Conv(w)-pool-Conv(2w)-pool-Dense, trained on randomly rotated, shifted and zoomed digits."""
-    return _convnet("cnn", ((width,), (2 * width,)), dense, dropout)
+def cnn(
+    width: int = 32, dense: int = 128, dropout: float = 0.3, stretch: bool = True
+) -> keras.Model:
+    """Stretch-Conv(w)-pool-Conv(2w)-pool-Dense, trained on randomly rotated, shifted and
+    zoomed digits, 35% of them also perturbed (:mod:`mnistlab.train.perturbations`).
+
+    Robust by construction (issue 26): the first layer stretches each image's
+    gray levels to [0, 1] (a gray background had made the old recipe answer "8"
+    for most digits), and 35% of the training digits get a random background,
+    contrast, noise, blur, elastic distortion, occlusion, stroke, outline or
+    inverted band. 15 epochs instead of 12 for the harder training images.
+    Chosen on validation digits only (clean, and under each perturbation family,
+    ``tools/perturbation_validation.py``): perturbing 35% of the digits kept clean
+    validation accuracy at 99.50% where 50% gave 99.46%, and affine strength 0.5
+    instead of 0.7 then raised the perturbed-validation mean from 97.83% to 98.04%.
+    """
+    return _convnet("cnn", ((width,), (2 * width,)), dense, dropout, stretch=stretch)
 
 
 _CNN_BEST_RECIPE: dict[str, Any] = dict(

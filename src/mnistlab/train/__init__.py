@@ -3,6 +3,8 @@
 - :mod:`~mnistlab.train.loop`: :func:`train` (new or resumed runs) around Keras ``fit``,
   and how a run's ending is recorded;
 - :mod:`~mnistlab.train.pipeline`: the ``tf.data`` input pipeline and its augmentation;
+- :mod:`~mnistlab.train.perturbations`: the training-time perturbations (backgrounds,
+  noise, blur, strokes, ...) the pipeline applies to a share of each batch;
 - :mod:`~mnistlab.train.seeds`: every random choice as a function of (seed, epoch);
 - :mod:`~mnistlab.train.optimizer`: optimiser, learning-rate schedule, loss
   (:func:`compile_model`);
@@ -23,11 +25,13 @@ from mnistlab.train.callbacks import (
 from mnistlab.train.checkpoints import Checkpoints, ResumePoint
 from mnistlab.train.loop import TrainingInterrupted, train
 from mnistlab.train.optimizer import compile_model
+from mnistlab.train.perturbations import PERTURBATIONS, perturb_batch
 from mnistlab.train.pipeline import augment_batch, augment_transforms, make_pipeline
 from mnistlab.train.seeds import derive_seed, epoch_order
 
 __all__ = [
     "MONITOR",
+    "PERTURBATIONS",
     "CheckpointCommitter",
     "Checkpoints",
     "EarlyStopper",
@@ -44,5 +48,6 @@ __all__ = [
     "derive_seed",
     "epoch_order",
     "make_pipeline",
+    "perturb_batch",
     "train",
 ]

@@ -1,7 +1,9 @@
 """The input pipeline: shuffled, augmented ``tf.data`` batches, the same after a resume.
 
-Augmentation (random rotation, shift and zoom) is part of the pipeline, seeded by
-``(seed, global step)``, so it runs on parallel threads and repeats exactly.
+Augmentation (random rotation, shift and zoom) and the training-time
+perturbations (:mod:`mnistlab.train.perturbations`: backgrounds, noise, blur,
+strokes, ...) are part of the pipeline, seeded by ``(seed, global step)``, so they
+run on parallel threads and repeat exactly.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from mnistlab.config import TrainConfig
 from mnistlab.data import to_float
 from mnistlab.errors import MnistlabError
 from mnistlab.models import NUM_CLASSES
+from mnistlab.train.perturbations import perturb_batch
 from mnistlab.train.seeds import derive_seed, epoch_order
 
 
@@ -38,6 +41,8 @@ def make_pipeline(
     ``steps_per_epoch``). With ``config.augment > 0`` each batch is randomly
     rotated, shifted and zoomed by :func:`augment_batch`, seeded by
     ``(config.seed, global step)``, on parallel threads so both cores stay busy.
+    With ``config.perturb > 0`` that share of each batch then gets one of
+    ``config.perturbations`` (:func:`perturb_batch`), seeded the same way.
 
     Parameters
     ----------
@@ -69,6 +74,7 @@ def make_pipeline(
     orders = np.stack([epoch_order(config.seed, int(e), n) for e in epochs])  # (E, N) int32
     images_t, targets_t = tf.constant(images), tf.constant(targets)
     augment_seed = tf.constant(derive_seed(config.seed, "augment"), tf.int64)
+    perturb_seed = tf.constant(derive_seed(config.seed, "perturb"), tf.int64)
     # Plain TensorFlow ops, no Python control flow: autograph is not needed (and it
     # would re-read this file's source, which may have changed since it was imported).
     plain = tf.autograph.experimental.do_not_convert
@@ -85,12 +91,17 @@ def make_pipeline(
 
     @plain
     def augment(step: Any, xb: Any, yb: Any) -> Any:
-        return augment_batch(xb, tf.stack([augment_seed, step]), config.augment), yb
+        if config.augment > 0:
+            xb = augment_batch(xb, tf.stack([augment_seed, step]), config.augment)
+        if config.perturb > 0:
+            seed = tf.stack([perturb_seed, step])
+            xb = perturb_batch(xb, seed, config.perturb, config.perturbations)
+        return xb, yb
 
     workers = os.cpu_count() or 2
     ds = tf.data.Dataset.from_tensor_slices((epochs, orders)).flat_map(one_epoch)
     ds = ds.map(gather, num_parallel_calls=workers)
-    if config.augment > 0:
+    if config.augment > 0 or config.perturb > 0:
         # Parallel, and the output order stays deterministic (tf.data's default).
         ds = ds.map(augment, num_parallel_calls=workers)
     else:
