@@ -226,3 +226,64 @@ def test_cli_preprocess_reports_a_bad_file_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not an image" in err
     assert not (tmp_path / "x.png").exists()
+
+
+# %% Clean-up before recognition ---------------------------------------------------------
+
+
+def _png(page: np.ndarray) -> bytes:
+    return encode(Image.fromarray(page))
+
+
+def test_cleanup_leaves_ordinary_photos_of_digits_alone(mnist):
+    """No lines on the page: the same 28x28 image with clean-up as without (nearly)."""
+    from mnistlab.robustness.paper import render_page
+
+    diffs = []
+    for i, digit in enumerate(mnist.x_test[:12]):
+        data = _png(render_page(digit, "plain", seed=0, index=i))
+        with_cleanup = preprocess_image(data).image
+        without = preprocess_image(data, cleanup=False).image
+        diffs.append(np.abs(with_cleanup - without).sum() / without.sum())
+    assert np.median(diffs) < 0.01 and max(diffs) < 0.1, diffs
+    seven = encode(draw_seven((800, 800), width=3))  # a hairline 7: its bar is not a line
+    assert (
+        best_corr(preprocess_image(seven).image, preprocess_image(seven, cleanup=False).image)
+        > 0.95
+    )
+
+
+@pytest.mark.parametrize("layout", ["box-touching", "ruled-touching", "squared", "edge-touching"])
+def test_a_digit_on_paper_is_read_as_without_the_lines(digit_run, mnist, layout):
+    """Boxed, on ruled or squared paper, by a scanner's edge, touching the line:
+    the model reads what it reads on the same page with nothing printed."""
+    from mnistlab.predict import load_predictor
+    from mnistlab.robustness.paper import render_page
+
+    predictor = load_predictor(digit_run.path)
+    digits = range(8)
+    pages = {
+        name: [_png(render_page(mnist.x_test[i], name, 0, i)) for i in digits]
+        for name in ("plain", layout)
+    }
+
+    def read(name: str, cleanup: bool = True) -> np.ndarray:
+        images = [preprocess_image(p, cleanup=cleanup).image for p in pages[name]]
+        return predictor.probabilities(np.stack(images)).argmax(axis=1)
+
+    plain = read("plain")
+    assert (read(layout) == plain).sum() >= 7
+    assert (read(layout, cleanup=False) == plain).sum() <= 6  # the lines did matter
+
+
+def test_light_bands_at_the_sides_do_not_turn_the_polarity(digit_run, mnist):
+    """MNIST-C's stripe: the outer quarters inverted (light bands on a dark page)."""
+    from mnistlab.predict import load_predictor
+    from mnistlab.robustness import corrupt
+
+    digits, labels = mnist.x_test[:20], mnist.y_test[:20]
+    striped = corrupt(digits, "stripe", seed=0)
+    pre = [preprocess_image(to_png(image / 255)) for image in striped]
+    assert all(p.polarity == "light-on-dark" for p in pre)
+    predicted = load_predictor(digit_run.path).probabilities(np.stack([p.image for p in pre]))
+    assert (predicted.argmax(axis=1) == labels).mean() >= 0.6

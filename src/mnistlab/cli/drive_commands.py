@@ -259,10 +259,23 @@ def bench(recipes: tuple[str, ...], quick: bool, out_dir: str, seed: int) -> Non
     help="On arrays only: skip the predict pipeline (PNG -> preprocessing -> model), "
     "which takes about 10 ms an image.",
 )
-@json_option("Print robustness.json.")
+@click.option(
+    "--paper",
+    is_flag=True,
+    help="Instead: test digits photographed in boxes, on ruled and squared paper and by "
+    "scanner edges, read through predict with clean-up and without (paper.json; "
+    "--limit defaults to 1000).",
+)
+@json_option("Print robustness.json (paper.json with --paper).")
 @RUNS_DIR_OPTION
 def robustness(
-    run: str, limit: int | None, seed: int, no_predict: bool, as_json: bool, runs_dir: str
+    run: str,
+    limit: int | None,
+    seed: int,
+    no_predict: bool,
+    paper: bool,
+    as_json: bool,
+    runs_dir: str,
 ) -> None:
     """Accuracy under the 15 corruptions of MNIST-C, on arrays and through predict.
 
@@ -277,9 +290,21 @@ def robustness(
     Example:
       mnistlab robustness runs/latest --limit 1000
       mnistlab robustness latest --no-predict --json
+      mnistlab robustness runs/latest --paper --limit 500
     """
     from mnistlab.robustness import format_robustness
     from mnistlab.robustness import robustness as measure
+
+    if paper:
+        from mnistlab.robustness.paper import DEFAULT_LIMIT, format_paper, paper_benchmark
+
+        found = paper_benchmark(
+            run, limit=limit or DEFAULT_LIMIT, seed=seed, runs_dir=runs_dir, progress=True
+        )
+        click.echo(json.dumps(found, indent=2) if as_json else format_paper(found))
+        if not as_json:
+            click.echo(f"results: {Path(found['run']) / 'paper.json'}")
+        return
 
     record = measure(
         run,

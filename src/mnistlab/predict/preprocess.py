@@ -9,7 +9,10 @@ form; that is what this module does::
     bytes or file -> Pillow (pixel limit checked before decoding) -> EXIF orientation
     -> first frame -> alpha flattened onto white -> grayscale float in [0, 1]
     -> polarity (dark ink on light paper, or light on dark) -> ink = |paper - pixel|
-    -> uneven lighting and faint background suppressed -> specks dropped
+    -> uneven lighting and faint background suppressed
+    -> clean-up: printed boxes, ruled and squared lines, scanner edges removed
+       (mnistlab.predict.cleanup); the polarity checked once more on what is left
+    -> specks and stray marks away from the digit dropped
     -> crop to the ink's bounding box -> thin pen strokes thickened to MNIST's
     -> longer side 20 px -> centre of mass at (14, 14) in 28x28 -> float32 in [0, 1]
 
@@ -33,6 +36,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from mnistlab.errors import MnistlabError
+from mnistlab.predict.cleanup import near_the_largest, paint_out_edges, remove_lines
 
 __all__ = [
     "MAX_IMAGE_PIXELS",
@@ -61,6 +65,13 @@ BOX = 20  # longer side of the ink's bounding box in px
 # A pen stroke in MNIST is about 2.5 px wide at BOX = 20 px, i.e. ~0.12 of the box.
 # Strokes much thinner than this (a fine pen on a big photo) are thickened to it.
 MIN_STROKE_FRACTION = 0.09
+# Lines are looked for in images at least this many px a side: below, a pen stroke
+# is 1-4 px and a printed line cannot be told from it (MNIST's own 28x28 digits).
+MIN_CLEANUP_SIDE = 56
+# After clean-up, ink over this fraction of the image is suspect: page, not pen.
+SUSPECT_COVERAGE = 0.3
+# A mark farther from the digit than this fraction of the digit's size is stray.
+STRAY_GAP = 0.25
 TARGET_STROKE_FRACTION = 0.12
 
 
@@ -210,7 +221,10 @@ def _to_gray(im: Image.Image) -> np.ndarray:
 
 
 def preprocess_image(
-    source: str | os.PathLike[str] | bytes, *, max_pixels: int = MAX_IMAGE_PIXELS
+    source: str | os.PathLike[str] | bytes,
+    *,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    cleanup: bool = True,
 ) -> Preprocessed:
     """Read an image and bring it into MNIST form (see the module docstring).
 
@@ -218,6 +232,8 @@ def preprocess_image(
     ----------
     source : a path or encoded image bytes.
     max_pixels : refuse larger images before decoding.
+    cleanup : remove printed lines, boxes, scanner edges and stray marks first
+        (see :func:`preprocess_array`).
 
     Returns
     -------
@@ -235,15 +251,18 @@ def preprocess_image(
     ((28, 28), 'dark-on-light')
     """
     gray = load_image(source, max_pixels=max_pixels)
-    return preprocess_array(gray)
+    return preprocess_array(gray, cleanup=cleanup)
 
 
-def preprocess_array(gray: np.ndarray) -> Preprocessed:
+def preprocess_array(gray: np.ndarray, *, cleanup: bool = True) -> Preprocessed:
     """Bring a grayscale image (float in [0, 1] or uint8) into MNIST form.
 
     Parameters
     ----------
     gray : (H, W) array, 0 = black; either polarity.
+    cleanup : remove printed lines, boxes, scanner edges and stray marks before the
+        digit is cropped (:func:`mnistlab.predict.cleanup.remove_lines`); False:
+        every mark on the page counts as the digit (for comparisons).
 
     Returns
     -------
@@ -265,8 +284,14 @@ def preprocess_array(gray: np.ndarray) -> Preprocessed:
     source_size = (gray.shape[1], gray.shape[0])
 
     gray = _shrink(gray, WORK_SIZE)
-    ink, polarity = _ink(gray)
-    ink = _keep_digit(ink)
+    if cleanup:
+        gray = paint_out_edges(gray)
+    ink, polarity = _ink(gray, clean=cleanup)
+    if cleanup:
+        ink, polarity = _check_polarity(gray, ink, polarity)
+        ink = _keep_digit(ink, near=True)
+    else:
+        ink = _keep_digit(ink)
     ys, xs = np.nonzero(ink)
     if len(xs) == 0:
         raise ImageError(BLANK_MESSAGE, blank=True)
@@ -296,18 +321,51 @@ def _shrink(gray: np.ndarray, size: int) -> np.ndarray:
     return np.clip(_resize(gray, max(1, round(w * scale)), max(1, round(h * scale))), 0, 1)
 
 
-def _ink(gray: np.ndarray) -> tuple[np.ndarray, str]:
+def _without_lines(ink: np.ndarray) -> np.ndarray:
+    """:func:`~mnistlab.predict.cleanup.remove_lines`, unless it leaves (almost) nothing.
+
+    When all of the ink looked like lines, a lone bar filling the picture is more
+    likely a 1 than ruled paper with nothing written on it.
+    """
+    cleaned = remove_lines(ink)
+    return ink if float(cleaned.sum()) < 0.05 * float(ink.sum()) else cleaned
+
+
+def _check_polarity(gray: np.ndarray, ink: np.ndarray, polarity: str) -> tuple[np.ndarray, str]:
+    """The other polarity, when it leaves far less ink after clean-up.
+
+    Handwriting covers a small part of the page. When the cleaned ink still covers
+    over ``SUSPECT_COVERAGE`` of the image (what was taken for ink is mostly page),
+    the other polarity is cleaned too and kept if it leaves under half as much.
+    """
+    coverage = float(np.mean(ink > 0.5))
+    if coverage <= SUSPECT_COVERAGE:
+        return ink, polarity
+    other = "light-on-dark" if polarity == "dark-on-light" else "dark-on-light"
+    flipped = _ink(gray, dark_ink=other == "dark-on-light", clean=True)[0]
+    if float(np.mean(flipped > 0.5)) < coverage / 2:
+        return flipped, other
+    return ink, polarity
+
+
+def _ink(
+    gray: np.ndarray, dark_ink: bool | None = None, clean: bool = False
+) -> tuple[np.ndarray, str]:
     """Ink strength in [0, 1] (0 = paper) and the input's polarity.
 
     The paper is most of the image, so a wide median of the image is the paper
     whatever its colour; the ink is whichever side stands out farther from it
     (dark ink on light paper, or chalk on a board). Uneven lighting (a photo's
     shadow) is removed by subtracting a smooth estimate of the paper under the ink.
+    ``dark_ink`` given: that polarity, not guessed. ``clean``: printed lines,
+    boxes and edges are removed before faint ink is cut, while a pale line is
+    still whole (cut first, it would break into dashes too short to be a line).
     """
     from scipy import ndimage
 
-    flat = ndimage.gaussian_filter(gray - _background(gray, "median"), sigma=1)
-    dark_ink = -float(flat.min()) >= float(flat.max())
+    if dark_ink is None:
+        flat = ndimage.gaussian_filter(gray - _background(gray, "median"), sigma=1)
+        dark_ink = -float(flat.min()) >= float(flat.max())
     polarity = "dark-on-light" if dark_ink else "light-on-dark"
     light = gray if dark_ink else 1 - gray  # from here on: dark ink on light paper
     ink = np.clip(_background(light, "max") - light, 0, None)
@@ -317,6 +375,8 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, str]:
     peak = float(ndimage.gaussian_filter(ink, sigma=1).max())
     if peak < 0.05:  # less than 5% contrast anywhere: nothing was written
         return np.zeros_like(ink), polarity
+    if clean and min(ink.shape) >= MIN_CLEANUP_SIDE:
+        ink = _without_lines(np.clip(ink / peak, 0, 1)) * peak
     # Faint background (paper grain, blotches, JPEG ringing, smudges) is dropped and
     # the rest stretched to [0, 1], as MNIST's scanned ink sits on a clean black
     # background. The cut is 30% of the strongest ink, raised above the paper's own
@@ -345,18 +405,38 @@ def _background(gray: np.ndarray, how: str) -> np.ndarray:
     tw, th = max(1, round(w * scale)), max(1, round(h * scale))
     thumb = _resize(gray, tw, th)
     size = max(3, (max(tw, th) // 4) | 1)  # odd, ~16 px of 64
-    rank = ndimage.median_filter if how == "median" else ndimage.maximum_filter
-    thumb = rank(thumb, size=size, mode="nearest")
+    if how == "median":
+        thumb = _median(thumb, size)
+    else:
+        thumb = ndimage.maximum_filter(thumb, size=size, mode="nearest")
     thumb = ndimage.gaussian_filter(thumb, sigma=size / 4, mode="nearest")
     paper = _resize(thumb, w, h)
     return paper if how == "median" else np.maximum(paper, gray)
 
 
-def _keep_digit(ink: np.ndarray) -> np.ndarray:
+def _median(thumb: np.ndarray, size: int) -> np.ndarray:
+    """Median filter of a small float image in [0, 1], ``size`` x ``size``, edges repeated.
+
+    skimage's histogram-based rank median on 8-bit levels: about 7x faster than
+    scipy.ndimage.median_filter at 64 px with a 17 px window, within 1/255 of it.
+    """
+    from skimage.filters import rank
+
+    pad = size // 2
+    levels = np.round(np.clip(thumb, 0, 1) * 255).astype(np.uint8)
+    levels = np.pad(levels, pad, mode="edge")
+    out = rank.median(levels, footprint=np.ones((size, size), bool))[pad:-pad, pad:-pad]
+    return out.astype(np.float32) / np.float32(255)
+
+
+def _keep_digit(ink: np.ndarray, *, near: bool = False) -> np.ndarray:
     """Drop specks: connected blobs much smaller than the digit's largest stroke.
 
     A digit written in several strokes (the bar of a 5, the two strokes of a 4)
     keeps all its parts: only blobs under 8% of the largest one's mass are removed.
+    ``near``: also drop stray marks away from the digit: a blob is kept only when
+    its box comes within ``STRAY_GAP`` of the digit's size of what is kept so far
+    (grown from the largest blob outwards), or when it has 40% of the largest's mass.
     """
     from scipy import ndimage
 
@@ -364,7 +444,16 @@ def _keep_digit(ink: np.ndarray) -> np.ndarray:
     if n <= 1:
         return ink
     mass = ndimage.sum(ink, labels, index=np.arange(1, n + 1))
-    keep = np.concatenate([[False], mass >= 0.08 * mass.max()])
+    big = mass >= 0.08 * mass.max()
+    if near:
+        # A blob of a digit's own mass is never a stray mark: it may be a second digit,
+        # which the abstention check "not a single digit" has to see.
+        comparable = mass >= 0.4 * mass.max()
+        near_digit = near_the_largest(
+            ndimage.find_objects(labels), big, np.asarray(mass), STRAY_GAP
+        )
+        big = near_digit | comparable
+    keep = np.concatenate([[False], big])
     return np.where(keep[labels], ink, 0).astype(np.float32)
 
 
