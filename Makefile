@@ -33,7 +33,7 @@ run: $(VENV)/.installed
 
 # The whole suite, slow end-to-end tests included, after the linters.
 test: lint
-	$(PY) -m pytest tests $(DOCTESTS)
+	$(PY) -m pytest --durations=25 tests $(DOCTESTS)
 
 # Everything not marked slow, and the doctests.
 test-fast: $(VENV)/.installed

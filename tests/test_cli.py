@@ -115,12 +115,16 @@ def test_the_command_modules_together_register_every_command_with_an_example():
         "evaluate",
         "export",
         "models",
+        "ood",
         "predict",
         "preprocess",
+        "read",
+        "read-bench",
         "report",
         "robustness",
         "serve",
         "train",
+        "trust",
         "tune",
     ]
     runner = CliRunner()

@@ -307,13 +307,15 @@ def test_calibrate_fits_on_validation_and_leaves_the_model_file_alone(evaluated_
     assert np.array_equal(scaled.argmax(1), probs.argmax(1))
 
 
-def test_calibrate_needs_an_evaluated_run(tmp_path):
+def test_calibrate_with_a_corrupt_model_writes_nothing(tmp_path):
+    # mnistlab train calibrates before any evaluation, so calibrate needs no predictions;
+    # a model file it cannot read is one line, and no calibration.json is left behind.
     from mnistlab.config import make_config
     from mnistlab.evaluate import calibrate
 
     run = RunDir.create(tmp_path, make_config("fnn"))
     run.write_state(state="finished")
-    run.model_path.write_bytes(b"")  # present, so the missing predictions are what fails
-    with pytest.raises(MnistlabError, match="mnistlab evaluate"):
+    run.model_path.write_bytes(b"")
+    with pytest.raises(MnistlabError, match=r"cannot load .*model\.keras.*corrupt"):
         calibrate(run)
     assert not (run.path / "calibration.json").exists()

@@ -83,7 +83,10 @@ def test_the_samples_are_at_least_90_percent_correct(digit_run, capsys):
     summary = report["summary"]
     print("samples:", summary)
     assert summary["files"] >= 30 and summary["failed"] == 0
-    assert summary["labelled"] == summary["files"]
+    # Real handwriting is answered, not abstained on (the rule keeps 99% of validation
+    # digits), and what is answered is right.
+    assert summary["labelled"] + summary["abstained"] == summary["files"]
+    assert summary["abstained"] <= 0.1 * summary["files"]
     assert summary["accuracy"] >= 0.9
     kinds = {Path(r["file"]).stem for r in report["results"]}
     assert {"font", "canvas-a", "canvas-b", "chalk", "photo", "format"} <= kinds
@@ -139,7 +142,8 @@ def test_a_bad_file_is_reported_in_one_line_and_the_batch_goes_on(digit_run, tmp
     lines = out.strip().splitlines()
     good = [line for line in lines if line.startswith(str(folder / "7" / "good.png"))]
     assert good and good[0].split()[1] == "7" and "[top 2:" in good[0] and good[0].endswith("ok")
-    assert lines[-1].startswith("5 files: 2 predicted, 3 failed; accuracy 1/1 = 100.0%")
+    assert lines[-1].startswith("5 files: ")  # answered + abstained (a photo may be unsure)
+    assert "3 failed; accuracy 1/1 = 100.0%" in lines[-1]
 
 
 def test_json_output_has_probabilities_and_top_k(digit_run, capsys):

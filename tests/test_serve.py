@@ -551,3 +551,46 @@ def test_to_mnist_array_accepts_exactly_28x28_in_range():
     assert to_mnist_array([[0.5] * 28] * 28).shape == (28, 28)
     with pytest.raises(ValueError, match="28 rows"):
         to_mnist_array([[0.5] * 28] * 3)
+
+
+def _png_bytes(ink):
+    """Dark ink on white paper as PNG bytes (``ink``: float, 1 = ink)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(255 * (1 - ink)).astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_abstention_over_http_gives_the_reason_and_still_the_scores(digit_server, mnist):
+    # Three test digits side by side: a number, not a single digit (issue 25).
+    strip = np.zeros((28, 28 * 3 + 16), np.float32)
+    for i in range(3):
+        strip[:, i * 36 : i * 36 + 28] = mnist.x_test[i] / 255
+    body = _png_bytes(np.pad(strip, 10))
+    status, result = request(f"{digit_server}/v1/predict", "POST", body, "image/png")
+    assert status == 200, result
+    assert result.get("digit") is None and result["reason"] == "not a single digit"
+    assert "mnistlab read" in result["explanation"]
+    assert len(result["probabilities"]) == 10 and len(result["top_k"]) == 3
+
+    # Turned off per request: a digit again.
+    status, result = request(f"{digit_server}/v1/predict?abstain=false", "POST", body, "image/png")
+    assert status == 200 and isinstance(result["digit"], int) and result["reason"] is None
+
+    # Noise is not a digit; a real digit at a demanding operating point is "unsure".
+    noise = (np.random.default_rng(0).random((60, 60)) > 0.5).astype(np.float32)
+    status, result = request(f"{digit_server}/v1/predict", "POST", _png_bytes(noise), "image/png")
+    assert status == 200 and result["reason"] == "not a digit"
+    status, result = request(
+        f"{digit_server}/v1/predict?min_confidence=1",
+        "POST",
+        mnist_json(mnist.x_test[0]),
+        "application/json",
+    )
+    assert status == 200 and result["reason"] == "unsure" and result.get("digit") is None
+    status, result = request(
+        f"{digit_server}/v1/predict?min_confidence=2",
+        "POST",
+        mnist_json(mnist.x_test[0]),
+        "application/json",
+    )
+    assert status == 422  # a bad operating point is bad input, not an abstention

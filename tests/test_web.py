@@ -228,3 +228,24 @@ def test_api_docs_page_works_offline(browser, digit_server):
     context.close()
     assert "POST /v1/predict/batch" in text and "top_k" in text, text[:500]
     assert not outside, outside
+
+
+def test_an_upload_of_several_digits_shows_the_reason_not_a_digit(page, mnist, tmp_path):
+    """Abstention (issue 25): no digit, the reason in words, the bars still drawn."""
+    import numpy as np
+    from PIL import Image
+
+    strip = np.zeros((28, 28 * 3 + 16), np.uint8)
+    for i in range(3):
+        strip[:, i * 36 : i * 36 + 28] = mnist.x_test[i]
+    path = tmp_path / "number.png"
+    Image.fromarray(255 - np.pad(strip, 10)).save(path)
+    page.set_input_files("#file", str(path))
+    page.wait_for_function(
+        "document.getElementById('prob').textContent.includes('not a single digit')",
+        timeout=15000,
+    )
+    assert page.locator("#digit").inner_text() == "\u2014"
+    assert "mnistlab read" in page.locator("#prob").inner_text()
+    widths = page.eval_on_selector_all(".bar-row .fill", "els => els.map(e => e.style.width)")
+    assert len(widths) == 10 and any(w != "0.0%" for w in widths)

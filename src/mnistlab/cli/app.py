@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import click
 
-from mnistlab.cli import data_commands, drive_commands, train_commands, use_commands
+from mnistlab.cli import (
+    data_commands,
+    drive_commands,
+    read_commands,
+    train_commands,
+    trust_commands,
+    use_commands,
+)
 from mnistlab.errors import MnistlabError
 from mnistlab.runtime import install_startup_filter
 
@@ -46,6 +53,10 @@ for _command in (
     drive_commands.cv,
     drive_commands.bench,
     drive_commands.robustness,
+    trust_commands.trust,
+    trust_commands.ood,
+    read_commands.read,
+    read_commands.read_bench,
 ):
     cli.add_command(_command)
 
@@ -54,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning user errors into one line and an exit code."""
     install_startup_filter()  # TensorFlow's start-up lines stay off the terminal
     try:
-        cli.main(args=argv, prog_name="mnistlab", standalone_mode=False)
+        # Without standalone mode, Click returns a command's `Exit(code)` as its value.
+        code = cli.main(args=argv, prog_name="mnistlab", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
     except MnistlabError as err:
         click.echo(f"mnistlab: error: {err}", err=True)
         return 1

@@ -50,6 +50,15 @@ from mnistlab.errors import MnistlabError
 @click.option("--weight-decay", type=float, default=None, help="AdamW weight decay.")
 @click.option("--augment", type=float, default=None, help="Augmentation strength, 0 = off.")
 @click.option(
+    "--perturb", type=float, default=None, help="Share of training digits perturbed, 0 = off."
+)
+@click.option(
+    "--perturbations",
+    default=None,
+    metavar="A,B,...",
+    help="Perturbation families to draw from (default all; docs/training.md).",
+)
+@click.option(
     "--val-size",
     type=int,
     default=None,
@@ -83,8 +92,9 @@ def train(
     """Train a model with early stopping on validation accuracy; save a run directory.
 
     The run directory (runs/<id>, also runs/latest) gets config.json, history.csv,
-    model.keras, checkpoints/ and TensorBoard logs/. Settings left out come from the
-    model's recipe ('mnistlab models --json' shows them).
+    model.keras, checkpoints/ and TensorBoard logs/; then, fitted on the validation
+    split, calibration.json and (for MNIST) abstention.json ('mnistlab trust').
+    Settings left out come from the model's recipe ('mnistlab models --json' shows them).
 
     A checkpoint is committed after every epoch. If training stops early (killed,
     Ctrl-C, full disk), --resume RUN continues from the last completed epoch and
@@ -129,6 +139,11 @@ def train(
         f"finished {run.path}: {state['epochs_run']} epochs in {state['train_seconds']:.1f} s, "
         f"{best}"
     )
+    from mnistlab.predict.predictor import as_predict_sees
+    from mnistlab.trust import prepare_trained
+
+    # Calibrated by default: the calibrator and the abstention rule, fitted on validation.
+    click.echo(f"trust: {prepare_trained(run, render=as_predict_sees)}")
     click.echo(f"next: mnistlab evaluate {run.path}")
 
 
@@ -159,9 +174,14 @@ def ensemble_command(runs: tuple[str, ...], run_name: str | None, runs_dir: str)
 @click.command()
 @click.argument("run", default="latest")
 @json_option("Print metrics.json instead of tables.")
+@click.option(
+    "--uncalibrated", is_flag=True, help="Score the model's own probabilities, not calibrated."
+)
 @RUNS_DIR_OPTION
-def evaluate(run: str, as_json: bool, runs_dir: str) -> None:
+def evaluate(run: str, as_json: bool, uncalibrated: bool, runs_dir: str) -> None:
     """Evaluate a finished run on the test set once; write metrics.json.
+
+    The probabilities are calibrated when the run is (calibration.json).
 
     \b
     Example:
@@ -169,9 +189,17 @@ def evaluate(run: str, as_json: bool, runs_dir: str) -> None:
     """
     from mnistlab.evaluate import evaluate as run_evaluation
     from mnistlab.evaluate import format_metrics
+    from mnistlab.trust import measure_abstention
 
-    metrics = run_evaluation(run, runs_dir=runs_dir)
+    metrics = run_evaluation(run, runs_dir=runs_dir, uncalibrated=uncalibrated)
+    # The abstention rule (chosen on validation) applied to the test digits, for the report.
+    test = None if uncalibrated else measure_abstention(run, runs_dir=runs_dir)
     click.echo(json.dumps(metrics, indent=2) if as_json else format_metrics(metrics))
+    if test is not None and not as_json:
+        click.echo(
+            f"abstention (thresholds from validation): answers {test['coverage']:.2%} of test "
+            f"digits, {test['selective_accuracy']:.2%} of them right"
+        )
 
 
 @click.command()

@@ -61,10 +61,32 @@ def preprocess(image: str, out: str | None, scale: int) -> None:
     show_default=True,
     help="How many likely classes (digits, or the run's class names) to list per file.",
 )
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Answer only when the top calibrated probability reaches this; else 'unsure' "
+    "(default: the run's operating point, chosen on validation; 0 = never unsure).",
+)
+@click.option(
+    "--no-abstain",
+    is_flag=True,
+    help="Always name a digit (no 'not a digit' / 'unsure' / 'not a single digit').",
+)
+@click.option(
+    "--uncalibrated", is_flag=True, help="The model's own probabilities, not calibrated ones."
+)
 @json_option()
 @RUNS_DIR_OPTION
 def predict(
-    model_ref: str, paths: tuple[str, ...], top_k: int, as_json: bool, runs_dir: str
+    model_ref: str,
+    paths: tuple[str, ...],
+    top_k: int,
+    min_confidence: float | None,
+    no_abstain: bool,
+    uncalibrated: bool,
+    as_json: bool,
+    runs_dir: str,
 ) -> None:
     """Predict the digit (or the run's class) in image files; directories recursively.
 
@@ -75,14 +97,26 @@ def predict(
     are scored, and the summary gives the accuracy. A run trained on Fashion-MNIST
     prints its class names and scores only folders named by them (Sandal/x.png).
 
+    A run made by 'mnistlab train' is calibrated and abstains: for an image that is not
+    a digit, several digits side by side, or one it is unsure of, it prints no digit
+    but the reason (and still the scores). Read numbers with 'mnistlab read'.
+
     \b
     Example:
       mnistlab predict runs/latest samples/ --top-k 3
       mnistlab predict model.keras photo.jpg --json
+      mnistlab predict runs/latest doodle.png --min-confidence 0.9
     """
     from mnistlab.predict import load_predictor, predict_files, summarise
+    from mnistlab.trust import explain
 
-    predictor = load_predictor(model_ref, runs_dir)
+    predictor = load_predictor(
+        model_ref,
+        runs_dir,
+        calibrated=not uncalibrated,
+        abstain=not no_abstain,
+        min_confidence=min_confidence,
+    )
     results = []
     for r in predict_files(predictor, paths, top_k=top_k):
         results.append(r)
@@ -94,6 +128,9 @@ def predict(
         top = ", ".join(f"{r.class_name(d)} {p:.3f}" for d, p in r.top_k)
         label = "" if r.label is None else r.class_name(r.label)
         mark = "" if r.label is None else ("  ok" if r.correct else f"  WRONG (label {label})")
+        if r.reason is not None:
+            click.echo(f"{r.file}  -- {r.reason}: {explain(r.reason)}  [top {top_k}: {top}]")
+            continue
         name = r.class_name(r.top_k[0][0])  # the predicted class, named
         click.echo(f"{r.file}  {name}  {r.probability:.3f}  [top {top_k}: {top}]{mark}")
     summary = summarise(results)
@@ -109,9 +146,10 @@ def predict(
             )
         )
     else:
+        abstained = f"{summary['abstained']} abstained, " if summary["abstained"] else ""
         line = (
             f"{summary['files']} files: {summary['predicted']} predicted, "
-            f"{summary['failed']} failed"
+            f"{abstained}{summary['failed']} failed"
         )
         if summary["labelled"]:
             line += (
@@ -136,13 +174,19 @@ def predict(
     help="Repeatable: savedmodel, onnx, tflite.",
 )
 @click.option("--out", type=click.Path(), help="Destination (only with one --format).")
+@click.option(
+    "--uncalibrated", is_flag=True, help="Export the model's own probabilities, not calibrated."
+)
 @RUNS_DIR_OPTION
-def export(run: str, formats: tuple[str, ...], out: str | None, runs_dir: str) -> None:
+def export(
+    run: str, formats: tuple[str, ...], out: str | None, uncalibrated: bool, runs_dir: str
+) -> None:
     """Export a run's model for TF Serving (savedmodel), onnxruntime (onnx) or TFLite.
 
     Default destinations are inside the run: export/savedmodel/1/ (a TF Serving model
     base path with version 1), export/model.onnx, export/model.tflite. Every format
-    takes float32 (N, 28, 28, 1) in [0, 1] and returns softmax (N, 10).
+    takes float32 (N, 28, 28, 1) in [0, 1] and returns softmax (N, 10), calibrated by the
+    run's calibration.json unless --uncalibrated.
 
     \b
     Example:
@@ -153,7 +197,7 @@ def export(run: str, formats: tuple[str, ...], out: str | None, runs_dir: str) -
     if out and len(formats) > 1:
         raise MnistlabError("--out names one destination; give one --format with it")
     for fmt in formats:
-        path = export_model(run, fmt, out, runs_dir=runs_dir)
+        path = export_model(run, fmt, out, runs_dir=runs_dir, calibrated=not uncalibrated)
         click.echo(f"{fmt}: {path}")
 
 

@@ -33,9 +33,12 @@ from mnistlab.evaluate.calibration import (
     TEMPERATURE_RANGE,
     Reliability,
     before_after,
+    choose_calibrator,
     expected_calibration_error,
     fit_temperature,
+    fit_vector_scaling,
     reliability,
+    risk_coverage,
 )
 from mnistlab.evaluate.compare import (
     ALPHA,
@@ -52,7 +55,9 @@ from mnistlab.evaluate.formatting import format_calibration, format_members, for
 from mnistlab.evaluate.metrics import analysis_metrics, metrics_from_probs
 from mnistlab.evaluate.probabilities import (
     EPSILON,
+    apply_calibration,
     apply_temperature,
+    apply_vector_scaling,
     check_probs,
     negative_log_likelihood,
 )
@@ -78,11 +83,14 @@ __all__ = [
     "Curve",
     "Reliability",
     "analysis_metrics",
+    "apply_calibration",
     "apply_temperature",
+    "apply_vector_scaling",
     "average_precision",
     "before_after",
     "bootstrap_intervals",
     "calibrate",
+    "choose_calibrator",
     "check_probs",
     "compare_predictions",
     "compare_runs",
@@ -91,6 +99,7 @@ __all__ = [
     "evaluate",
     "expected_calibration_error",
     "fit_temperature",
+    "fit_vector_scaling",
     "format_calibration",
     "format_comparison",
     "format_members",
@@ -107,6 +116,7 @@ __all__ = [
     "ranked_mistakes",
     "reliability",
     "roc_auc",
+    "risk_coverage",
     "roc_curves",
     "run_dataset",
 ]

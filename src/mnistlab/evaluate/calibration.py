@@ -32,17 +32,26 @@ To apply it to the model's softmax output ``p`` (N, K)::
 
 Temperature scaling divides every logit by the same T, so the predicted class
 (the argmax) and therefore the accuracy never change; only the confidence does.
+
+Vector scaling (``"method": "vector"``, with ``"weights"`` and ``"bias"``, K each)
+is the alternative :func:`choose_calibrator` compares it with on held-out halves of
+the validation split; it is kept only when clearly better there.
+:func:`~.probabilities.apply_calibration` applies either kind of record.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from mnistlab.errors import MnistlabError
 from mnistlab.evaluate.probabilities import (
+    EPSILON,
+    apply_calibration,
     apply_temperature,
+    apply_vector_scaling,
     check_probs,
     negative_log_likelihood,
 )
@@ -173,14 +182,137 @@ def fit_temperature(y_true: np.ndarray, probs: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
-def before_after(y_true: np.ndarray, probs: np.ndarray, temperature: float) -> dict[str, float]:
-    """NLL and ECE of ``probs`` before and after scaling by ``temperature``.
+def fit_vector_scaling(y_true: np.ndarray, probs: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-class weights ``w`` and biases ``b`` minimising the NLL of ``softmax(w * log p + b)``.
+
+    Vector scaling (Guo et al. 2017) on log-probabilities: 2K parameters instead of
+    temperature scaling's one; it can also correct a bias towards some classes. Fitted
+    with L-BFGS (scipy) from the identity (w = 1, b = 0), on held-out data only.
+
+    Returns
+    -------
+    (weights, biases), K floats each.
+    """
+    from scipy.optimize import minimize
+    from scipy.special import log_softmax
+
+    y_true, probs = check_probs(y_true, probs)
+    n, k = probs.shape
+    log_p = np.log(np.clip(probs, EPSILON, 1.0))
+    rows = np.arange(n)
+
+    def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:k], theta[k:]
+        log_q = log_softmax(w * log_p + b, axis=1)
+        # d(-mean log q_y)/dz = (q - onehot) / n, z = w * log p + b
+        diff = np.exp(log_q)
+        diff[rows, y_true] -= 1.0
+        diff /= n
+        return float(-log_q[rows, y_true].mean()), np.concatenate(
+            [(diff * log_p).sum(axis=0), diff.sum(axis=0)]
+        )
+
+    start = np.concatenate([np.ones(k), np.zeros(k)])
+    result = minimize(loss_and_grad, start, jac=True, method="L-BFGS-B")
+    return [float(v) for v in result.x[:k]], [float(v) for v in result.x[k:]]
+
+
+def choose_calibrator(y_true: np.ndarray, probs: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """Temperature or vector scaling, whichever calibrates held-out halves better.
+
+    The validation images are split in two halves (stratified by nothing: a random
+    permutation with ``seed``); each method is fitted on one half and scored (ECE) on
+    the other, both ways. The winner is then refitted on all of them.
+
+    Returns
+    -------
+    ``{"method": "temperature" | "vector", "temperature", "weights", "bias",
+    "compared": {"temperature_ece", "vector_ece", "uncalibrated_ece"}}``; ``temperature``
+    is always fitted (1.0 stands for none with vector scaling in old readers).
+    """
+    y_true, probs = check_probs(y_true, probs)
+    order = np.random.default_rng(seed).permutation(len(y_true))
+    halves = (order[: len(order) // 2], order[len(order) // 2 :])
+    scores: dict[str, list[float]] = {"temperature": [], "vector": []}
+    for fit, held in (halves, halves[::-1]):
+        t = fit_temperature(y_true[fit], probs[fit])
+        scores["temperature"].append(
+            expected_calibration_error(y_true[held], apply_temperature(probs[held], t))
+        )
+        w, b = fit_vector_scaling(y_true[fit], probs[fit])
+        scores["vector"].append(
+            expected_calibration_error(y_true[held], apply_vector_scaling(probs[held], w, b))
+        )
+    compared = {f"{m}_ece": float(np.mean(v)) for m, v in scores.items()}
+    compared["uncalibrated_ece"] = expected_calibration_error(y_true, probs)
+    # Vector scaling must earn its 2K parameters: it wins only when clearly better.
+    method = (
+        "vector" if compared["vector_ece"] < 0.8 * compared["temperature_ece"] else "temperature"
+    )
+    record: dict[str, Any] = {
+        "method": method,
+        "temperature": fit_temperature(y_true, probs),
+        "compared": compared,
+    }
+    if method == "vector":
+        record["weights"], record["bias"] = fit_vector_scaling(y_true, probs)
+    return record
+
+
+def risk_coverage(
+    y_true: np.ndarray, probs: np.ndarray, points: int = 101
+) -> dict[str, list[float]]:
+    """Selective accuracy against coverage, answering the most confident images first.
+
+    Coverage c answers the ``ceil(c * N)`` images of highest top-class probability and
+    abstains on the rest; the selective accuracy is the accuracy on those answered
+    (its complement is the selective risk, El-Yaniv & Wiener 2010).
+
+    Parameters
+    ----------
+    y_true : int array (N,); probs : float array (N, K).
+    points : coverages 1/points-spaced from 0 to 1 (the first one answered is 1 image).
+
+    Returns
+    -------
+    ``{"coverage": [...], "selective_accuracy": [...], "threshold": [...]}``: the
+    confidence an image needs to be answered at each coverage.
+
+    Examples
+    --------
+    >>> rc = risk_coverage([0, 1], [[0.9, 0.1], [0.6, 0.4]], points=3)
+    >>> rc["coverage"], rc["selective_accuracy"]
+    ([0.0, 0.5, 1.0], [1.0, 1.0, 0.5])
+    """
+    y_true, probs = check_probs(y_true, probs)
+    confidence = probs.max(axis=1)
+    order = np.argsort(-confidence, kind="stable")
+    correct = (probs.argmax(axis=1) == y_true)[order]
+    cumulative = np.cumsum(correct) / np.arange(1, len(correct) + 1)
+    coverage = np.linspace(0, 1, points)
+    answered = np.maximum(1, np.ceil(coverage * len(correct)).astype(int))
+    return {
+        "coverage": [float(c) for c in coverage],
+        "selective_accuracy": [float(cumulative[k - 1]) for k in answered],
+        "threshold": [float(confidence[order][k - 1]) for k in answered],
+    }
+
+
+def before_after(
+    y_true: np.ndarray, probs: np.ndarray, temperature: float | dict[str, Any]
+) -> dict[str, float]:
+    """NLL and ECE of ``probs`` before and after calibration.
+
+    ``temperature``: a temperature, or a calibration record (:func:`apply_calibration`).
 
     Returns
     -------
     ``{"nll_before", "nll_after", "ece_before", "ece_after"}`` (ECE over 15 bins).
     """
-    scaled = apply_temperature(probs, temperature)
+    if isinstance(temperature, dict):
+        scaled = apply_calibration(probs, temperature)
+    else:
+        scaled = apply_temperature(probs, temperature)
     return {
         "nll_before": negative_log_likelihood(y_true, probs),
         "nll_after": negative_log_likelihood(y_true, scaled),

@@ -132,7 +132,11 @@ def format_calibration(record: dict[str, Any]) -> str:
         "",
         f"{'':<16}{'before':>9}{'after':>9}",
     ]
+    if record.get("method") == "vector":
+        lines[1] = f"method       vector scaling (fitted on {record['n_fit']:,} validation images)"
     for split in ("validation", "test"):
+        if split not in record:  # calibrated before the run was evaluated: no test numbers
+            continue
         for key, title in (("ece", "ECE"), ("nll", "NLL")):
             before, after = record[split][key + "_before"], record[split][key + "_after"]
             lines.append(f"{split + ' ' + title:<16}{before:>9.4f}{after:>9.4f}")

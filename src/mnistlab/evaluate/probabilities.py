@@ -9,7 +9,8 @@ softmax of mnistlab: calibration fits with it, the report draws with it and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -106,6 +107,51 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     with np.errstate(divide="ignore"):
         logits = np.log(probs) / temperature
     return np.asarray(softmax(logits, axis=1), dtype=np.float64)
+
+
+def apply_vector_scaling(
+    probs: np.ndarray, weights: Sequence[float], bias: Sequence[float]
+) -> np.ndarray:
+    """Vector scaling on log-probabilities: ``softmax(weights * log(probs) + bias)``.
+
+    Parameters
+    ----------
+    probs : float array (N, K), softmax outputs.
+    weights, bias : K floats each (fitted by
+        :func:`mnistlab.evaluate.calibration.fit_vector_scaling`).
+
+    Returns
+    -------
+    float64 (N, K), rows summing to 1.
+    """
+    from scipy.special import softmax
+
+    probs = np.asarray(probs, dtype=np.float64)
+    w, b = np.asarray(weights, np.float64), np.asarray(bias, np.float64)
+    if w.shape != (probs.shape[1],) or b.shape != w.shape or not np.isfinite([w, b]).all():
+        raise MnistlabError(
+            f"vector scaling needs {probs.shape[1]} finite weights and biases, "
+            f"got {w.shape} and {b.shape}"
+        )
+    logits = w * np.log(np.clip(probs, EPSILON, 1.0)) + b
+    return np.asarray(softmax(logits, axis=1), dtype=np.float64)
+
+
+def apply_calibration(probs: np.ndarray, calibration: Mapping[str, Any] | None) -> np.ndarray:
+    """Apply a run's calibration record (``calibration.json``) to softmax outputs.
+
+    ``None`` (no calibration) leaves ``probs`` as they are (as float64).
+
+    Examples
+    --------
+    >>> apply_calibration(np.array([[0.8, 0.2]]), {"temperature": 1.0}).round(3)
+    array([[0.8, 0.2]])
+    """
+    if calibration is None:
+        return np.asarray(probs, dtype=np.float64)
+    if calibration.get("method") == "vector":
+        return apply_vector_scaling(probs, calibration["weights"], calibration["bias"])
+    return apply_temperature(probs, float(calibration["temperature"]))
 
 
 def negative_log_likelihood(y_true: np.ndarray, probs: np.ndarray) -> float:

@@ -33,9 +33,16 @@ from mnistlab.data import Dataset, load_dataset, to_float, train_val_split
 from mnistlab.ensemble import with_member_outputs
 from mnistlab.errors import MnistlabError
 from mnistlab.evaluate.analysis import member_overlap
-from mnistlab.evaluate.calibration import N_BINS, before_after, fit_temperature
+from mnistlab.evaluate.calibration import (
+    N_BINS,
+    before_after,
+    choose_calibrator,
+    expected_calibration_error,
+    risk_coverage,
+)
 from mnistlab.evaluate.metrics import metrics_from_probs
-from mnistlab.runs import RunDir, load_predictions, load_run_model
+from mnistlab.evaluate.probabilities import apply_calibration
+from mnistlab.runs import RunDir, load_calibration, load_predictions, load_run_model
 
 
 def run_dataset(run: RunDir, dataset: Dataset | None = None) -> Dataset:
@@ -60,8 +67,13 @@ def evaluate(
     dataset: Dataset | None = None,
     runs_dir: str | Path = "runs",
     batch_size: int = 1024,
+    uncalibrated: bool = False,
 ) -> dict[str, Any]:
     """Score a finished run on its dataset's test set; write metrics.json.
+
+    The probabilities scored are calibrated by the run's ``calibration.json`` when it
+    has one (``mnistlab train`` fits it), unless ``uncalibrated``; ``metrics.json``
+    then also records ``calibrated`` and the model's own ``ece_uncalibrated``.
 
     Parameters
     ----------
@@ -71,6 +83,7 @@ def evaluate(
         loaded from the cache if None.
     runs_dir : where run names are looked up.
     batch_size : images per prediction batch (memory only; results are the same).
+    uncalibrated : score the model's own probabilities even when the run is calibrated.
 
     Returns
     -------
@@ -108,9 +121,16 @@ def evaluate(
     outputs = predictor.predict(to_float(dataset.x_test), batch_size=batch_size, verbose=0)
     eval_seconds = time.perf_counter() - started
     outputs = outputs if isinstance(outputs, list) else [outputs]
-    probs = np.asarray(outputs[-1], dtype=np.float32)
+    raw_probs = np.asarray(outputs[-1], dtype=np.float32)
+    calibration = None if uncalibrated else load_calibration(run)
+    probs = apply_calibration(raw_probs, calibration).astype(np.float32)
 
     metrics = metrics_from_probs(dataset.y_test, probs, dataset.class_names)
+    metrics["calibrated"] = calibration is not None
+    # Selective accuracy against coverage, most confident first (the report's curve).
+    metrics["risk_coverage"] = risk_coverage(dataset.y_test, probs, points=51)
+    if calibration is not None:
+        metrics["ece_uncalibrated"] = expected_calibration_error(dataset.y_test, raw_probs)
     state = run.record()
     metrics = {
         "model": config.model,
@@ -133,7 +153,12 @@ def evaluate(
         }
 
     # Predictions first, metrics.json last: metrics.json marks a complete evaluation.
-    run.write_predictions(dataset.y_test, probs)
+    run.write_predictions(
+        dataset.y_test, probs, raw_probs=raw_probs if calibration is not None else None
+    )
+    if calibration is not None:  # what the calibration (fitted on validation) did on test
+        test = before_after(dataset.y_test.astype(np.int64), raw_probs, calibration)
+        run.write_calibration({**calibration, "test": test})
     run.write_metrics(metrics)
     return metrics
 
@@ -145,19 +170,21 @@ def calibrate(
     runs_dir: str | Path = "runs",
     batch_size: int = 1024,
 ) -> dict[str, Any]:
-    """Fit temperature scaling on the run's validation split; write calibration.json.
+    """Fit a calibrator on the run's validation split; write calibration.json.
+
+    Temperature scaling, or vector scaling when it calibrates held-out halves of the
+    validation split clearly better (:func:`~.calibration.choose_calibrator`).
 
     The validation split is recreated exactly as training made it
     (:func:`mnistlab.data.train_val_split` with the run's ``val_size`` and
     ``seed``): images the weights were not fitted on, and not the test set.
-    The fitted temperature is then applied to the saved test predictions to
-    report ECE and negative log-likelihood before and after. ``model.keras``
-    is not changed.
+    When the run was evaluated, the calibrator is then applied to the saved test
+    predictions (the model's own) to report ECE and negative log-likelihood before
+    and after; they play no part in the fit. ``model.keras`` is not changed.
 
     Parameters
     ----------
-    run : a :class:`RunDir`, path, run name inside ``runs_dir``, or ``"latest"``;
-        it must be evaluated (``predictions.npz``).
+    run : a :class:`RunDir`, path, run name inside ``runs_dir``, or ``"latest"``.
     dataset : the run's dataset if already loaded; loaded from the cache if None.
     runs_dir : where run names are looked up.
     batch_size : images per prediction batch.
@@ -175,11 +202,17 @@ def calibrate(
         raise MnistlabError(f"invalid batch_size={batch_size!r}: expected an integer >= 1")
     run = run if isinstance(run, RunDir) else RunDir.open(run, runs_dir)
     run.require_finished()
-    y_test, p_test = load_predictions(run)
     dataset = run_dataset(run, dataset)
+    y_test, p_test = (
+        load_predictions(run, uncalibrated=True)
+        if run.predictions_path.is_file()
+        else (dataset.y_test, None)
+    )
     # A run trained on other images than the dataset's (a cross-validation fold)
     # has no validation split that train_val_split could recreate.
-    if len(y_test) != len(dataset.y_test) or not np.array_equal(y_test, dataset.y_test):
+    if run.kind == "cv-fold" or (
+        len(y_test) != len(dataset.y_test) or not np.array_equal(y_test, dataset.y_test)
+    ):
         raise MnistlabError(
             f"run {run.name} was not evaluated on the {dataset.name} test set (a "
             "cross-validation fold?), so its validation split cannot be recreated; "
@@ -199,20 +232,18 @@ def calibrate(
     )
     model = load_run_model(run)
     p_val = np.asarray(model.predict(to_float(x_val), batch_size=batch_size, verbose=0))
-    temperature = fit_temperature(y_val, p_val)
-
-    record = {
-        "method": "temperature",
-        "temperature": temperature,
+    record: dict[str, Any] = {
+        **choose_calibrator(y_val, p_val, seed=seed),
         "fitted_on": "validation",
         "n_fit": int(len(y_val)),
         "val_size": val_size,
         "seed": seed,
         "ece_bins": N_BINS,
-        "validation": before_after(y_val, p_val, temperature),
-        "test": before_after(y_test.astype(np.int64), p_test, temperature),
         "run": str(run.path),
     }
+    record["validation"] = before_after(y_val, p_val, record)
+    if p_test is not None:
+        record["test"] = before_after(y_test.astype(np.int64), p_test, record)
     run.write_calibration(record)
     return record
 

@@ -15,6 +15,11 @@ onnx           export/model.onnx                onnxruntime (converted by tf2onn
 tflite         export/model.tflite              the TFLite / LiteRT interpreter
 =============  ===============================  ==========================================
 
+A run's calibration (``calibration.json``) is part of every export: the exported
+model ends in ``softmax(w * log(p) + b)`` (temperature scaling: ``w = 1/T``, ``b = 0``), so
+other runtimes get the same calibrated probabilities as ``mnistlab predict``;
+``calibrated=False`` (``mnistlab export --uncalibrated``) exports the model's own.
+
 Every artefact is written to a temporary name beside its destination and
 renamed into place, so a failed export never leaves half a model behind. An
 existing ONNX or TFLite file is replaced; an existing SavedModel directory is
@@ -30,11 +35,13 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from mnistlab import files
 from mnistlab.errors import MnistlabError
 from mnistlab.predict.conversion import onnx_bytes, tflite_bytes, write_onnx, write_savedmodel
 from mnistlab.predict.predictor import load_keras_model, resolve_model
+from mnistlab.runs import load_calibration
 
 __all__ = ["FORMATS", "default_export_path", "export_model", "onnx_bytes"]
 
@@ -65,6 +72,7 @@ def export_model(
     out: str | os.PathLike[str] | None = None,
     *,
     runs_dir: str | Path = "runs",
+    calibrated: bool = True,
 ) -> Path:
     """Export a run's model (or a ``.keras`` file) in one format.
 
@@ -77,6 +85,7 @@ def export_model(
         holding only an earlier SavedModel export, is replaced; anything else is
         refused and left as it was.
     runs_dir : where run names are looked up.
+    calibrated : end the exported model in the run's calibration (when it has one).
 
     Returns
     -------
@@ -95,10 +104,13 @@ def export_model(
     PosixPath('runs/<run-id>/export/model.onnx')
     """
     _check_format(fmt)
-    model_path, _ = resolve_model(model_ref, runs_dir)
+    model_path, run = resolve_model(model_ref, runs_dir)
     dest = Path(out) if out is not None else default_export_path(model_ref, fmt, runs_dir)
     _check_destination(dest, fmt)  # before the slow load and conversion
     model = load_keras_model(model_path)
+    calibration = load_calibration(run) if run is not None and calibrated else None
+    if calibration is not None:
+        model = with_calibration(model, calibration)
     try:
         if fmt == "savedmodel":
             with _atomic_dir(dest) as tmp:
@@ -122,6 +134,32 @@ def export_model(
             f"exporting {model_path} as {fmt} failed ({type(err).__name__}: {reason})"
         ) from err
     return dest
+
+
+def with_calibration(model: Any, calibration: dict[str, Any]) -> Any:
+    """``model`` followed by its calibration: ``softmax(w * log(p) + b)`` (a Keras model).
+
+    Temperature scaling is ``w = 1/T``, ``b = 0`` in every class; vector scaling has
+    its fitted ``weights`` and ``bias``.
+    """
+    import keras
+    import numpy as np
+
+    k = model.output_shape[-1]
+    if calibration.get("method") == "vector":
+        w = np.asarray(calibration["weights"], np.float32)
+        b = np.asarray(calibration["bias"], np.float32)
+    else:
+        w = np.full(k, 1 / float(calibration["temperature"]), np.float32)
+        b = np.zeros(k, np.float32)
+    probs = model.outputs[0]
+    # log of the clipped probabilities (as mnistlab.evaluate does), scaled per class.
+    logs = keras.layers.Activation(lambda p: keras.ops.log(keras.ops.clip(p, 1e-7, 1.0)))(probs)
+    scaled = keras.layers.Dense(k, name="calibration")(logs)
+    calibrated = keras.layers.Activation("softmax", name="calibrated_softmax")(scaled)
+    wrapped = keras.Model(model.inputs, calibrated, name=f"{model.name}_calibrated")
+    wrapped.get_layer("calibration").set_weights([np.diag(w), b])
+    return wrapped
 
 
 def _check_format(fmt: str) -> None:

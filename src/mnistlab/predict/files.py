@@ -131,7 +131,8 @@ def predict_files(
         result = FileResult(file=str(path), label=label_from_path(path, names), class_names=names)
         image = None
         try:
-            image = preprocess_image(path).image
+            # Clean-up (lines, boxes, stray marks) is for digits on paper, not Fashion-MNIST photos.
+            image = preprocess_image(path, cleanup=names is None).image
         except ImageError as err:
             result.error = str(err).removeprefix(f"{path}: ")
             if err.blank and names is not None:  # a Fashion-MNIST run looks for no digit
@@ -154,11 +155,17 @@ def _predict_chunk(
 ) -> Iterator[FileResult]:
     images = [img for _, img in pending if img is not None]
     probs = predictor.probabilities(np.stack(images)) if images else np.zeros((0, NUM_CLASSES))
+    reasons = predictor.decide(np.stack(images), probs) if images else []
     i = 0
     for result, image in pending:
         if image is not None:
             done = FileResult.from_probs(
-                result.file, probs[i], top_k, image=image, class_names=result.class_names
+                result.file,
+                probs[i],
+                top_k,
+                image=image,
+                class_names=result.class_names,
+                reason=reasons[i],
             )
             done.label = result.label
             result = done
@@ -171,14 +178,19 @@ def summarise(results: Sequence[FileResult]) -> dict[str, Any]:
 
     Returns
     -------
-    dict with ``files``, ``predicted``, ``failed``, ``labelled``, ``correct`` and
-    ``accuracy`` (None when no file has a label).
+    dict with ``files``, ``predicted`` (answered with a class), ``abstained`` (no
+    class: "not a digit", "unsure", ... counted in ``abstained_by_reason``),
+    ``failed``, ``labelled``, ``correct`` and ``accuracy`` over the labelled files
+    answered (None when there is none).
     """
-    scored = [r for r in results if r.ok and r.label is not None]
+    scored = [r for r in results if r.ok and r.label is not None and r.reason is None]
     correct = sum(bool(r.correct) for r in scored)
+    reasons = [r.reason for r in results if r.ok and r.reason is not None]
     return {
         "files": len(results),
-        "predicted": sum(r.ok for r in results),
+        "predicted": sum(r.ok and r.reason is None for r in results),
+        "abstained": len(reasons),
+        "abstained_by_reason": {k: reasons.count(k) for k in sorted(set(reasons))},
         "failed": sum(not r.ok for r in results),
         "labelled": len(scored),
         "correct": correct,

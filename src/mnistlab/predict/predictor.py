@@ -25,15 +25,17 @@ import numpy as np
 
 from mnistlab.data import CLASS_NAMES
 from mnistlab.errors import MnistlabError
-from mnistlab.evaluate import apply_temperature
+from mnistlab.evaluate import apply_calibration
 from mnistlab.models import INPUT_SHAPE, NUM_CLASSES, load_saved_model
 from mnistlab.predict.conversion import onnx_bytes
 from mnistlab.predict.preprocess import preprocess_image
 from mnistlab.predict.result import FileResult
-from mnistlab.runs import CALIBRATION_FILE, RunDir, load_run_model, load_temperature
+from mnistlab.runs import CALIBRATION_FILE, RunDir, load_calibration, load_run_model
+from mnistlab.trust import Abstainer
 
 __all__ = [
     "CALIBRATION_FILE",
+    "as_predict_sees",
     "DIGITS",
     "ENGINES",
     "Predictor",
@@ -134,6 +136,8 @@ class Predictor:
         temperature: float = 1.0,
         engine: str = "tf",
         class_names: Sequence[str] | None = None,
+        calibration: dict[str, Any] | None = None,
+        abstainer: Abstainer | None = None,
     ) -> None:
         if not (math.isfinite(temperature) and temperature > 0):
             raise MnistlabError(f"invalid temperature={temperature!r}: expected a number > 0")
@@ -144,6 +148,9 @@ class Predictor:
         self.source = source
         self.metrics = metrics or {}
         self.temperature = float(temperature)
+        # A run's calibration record (temperature or vector scaling) wins over temperature.
+        self.calibration = calibration
+        self.abstainer = abstainer
         self.engine = engine
         self.class_names = tuple(class_names) if class_names is not None else DIGITS
         if len(self.class_names) != NUM_CLASSES:
@@ -235,9 +242,22 @@ class Predictor:
         return self._calibrate(probs)
 
     def _calibrate(self, probs: np.ndarray) -> np.ndarray:
+        if self.calibration is not None:
+            return apply_calibration(probs, self.calibration).astype(np.float32)
         if self.temperature == 1.0:
             return probs
-        return apply_temperature(probs, self.temperature).astype(np.float32)
+        return apply_calibration(probs, {"temperature": self.temperature}).astype(np.float32)
+
+    def decide(
+        self, images: np.ndarray, probs: np.ndarray, min_confidence: float | None = None
+    ) -> list[str | None]:
+        """Why to abstain on each MNIST-form image ("not a digit", "unsure", "not a single
+        digit"), or None to answer; all None when the predictor does not abstain.
+
+        ``min_confidence`` overrides the operating point for this call."""
+        if self.abstainer is None:
+            return [None] * len(probs)
+        return self.abstainer.decide(images, probs, min_confidence)
 
     def predict_image(self, source: str | os.PathLike[str] | bytes, top_k: int = 3) -> FileResult:
         """Preprocess one image (path or bytes) and predict its digit (its class).
@@ -247,11 +267,16 @@ class Predictor:
         ImageError
             The image cannot be read or holds no ink.
         """
-        pre = preprocess_image(source)
-        probs = self.probabilities(pre.image[np.newaxis])[0]
+        pre = preprocess_image(source, cleanup=self.result_class_names() is None)
+        probs = self.probabilities(pre.image[np.newaxis])
         name = "upload" if isinstance(source, bytes | bytearray) else str(source)
         return FileResult.from_probs(
-            name, probs, top_k, image=pre.image, class_names=self.result_class_names()
+            name,
+            probs[0],
+            top_k,
+            image=pre.image,
+            class_names=self.result_class_names(),
+            reason=self.decide(pre.image[np.newaxis], probs)[0],
         )
 
     def result_class_names(self) -> tuple[str, ...] | None:
@@ -261,12 +286,20 @@ class Predictor:
 
 
 def load_predictor(
-    ref: str | os.PathLike[str], runs_dir: str | Path = "runs", *, engine: str = "tf"
+    ref: str | os.PathLike[str],
+    runs_dir: str | Path = "runs",
+    *,
+    engine: str = "tf",
+    calibrated: bool = True,
+    abstain: bool = True,
+    min_confidence: float | None = None,
 ) -> Predictor:
     """Load the model a reference names (see :func:`resolve_model`) as a :class:`Predictor`.
 
     A run's ``metrics.json`` is attached when it exists, a ``calibration.json``
-    with a ``temperature`` is applied to the probabilities, and the classes are
+    is applied to the probabilities (unless ``calibrated=False``), an
+    ``abstention.json`` makes it say "not a digit" / "unsure" (unless
+    ``abstain=False``; ``min_confidence`` moves its operating point), and the classes are
     named as in the run's dataset (Fashion-MNIST's ``Sandal``, ...; a bare
     ``.keras`` file's classes are the digits).
 
@@ -275,6 +308,10 @@ def load_predictor(
     ref : a ``.keras`` file, a run directory, a run name inside ``runs_dir``, or ``latest``.
     runs_dir : where run names are looked up.
     engine : ``"tf"`` (tf.function) or ``"onnx"`` (onnxruntime).
+    calibrated : apply the run's calibration (default); False gives the model's own.
+    abstain : abstain where the run's abstention rule says so (default).
+    min_confidence : answer only when the top (calibrated) probability reaches this
+        (default: the run's, chosen on validation); 0 never says "unsure".
 
     Returns
     -------
@@ -306,16 +343,52 @@ def load_predictor(
         class_names = CLASS_NAMES.get(run.config().dataset, DIGITS)
         if run.metrics_path.is_file():
             metrics = run.metrics()
-    temperature = load_temperature(run)
+    calibration = load_calibration(run) if run is not None and calibrated else None
+    abstainer = None
+    if run is not None and abstain:
+        abstainer = Abstainer.from_run(run, model, min_confidence=min_confidence)
     return Predictor(
         model,
         name=run.name if run is not None else path.stem,
         source=str(run.path if run is not None else path),
         metrics=metrics,
-        temperature=temperature,
+        temperature=float(calibration["temperature"]) if calibration else 1.0,
         engine=engine,
         class_names=class_names,
+        calibration=calibration,
+        abstainer=abstainer,
     )
+
+
+def as_predict_sees(images: np.ndarray, size: int = 56) -> np.ndarray:
+    """MNIST-form images as ``predict`` sees them when they come as image files.
+
+    Each is drawn ``size`` px large as dark ink on white paper (bilinear) and brought
+    back through :func:`~mnistlab.predict.preprocess.preprocess_array`; one the
+    preprocessing refuses (it finds no ink) is kept as it was. About 10 ms an image.
+    :func:`mnistlab.trust.fit_trust` chooses thresholds on validation digits so seen.
+
+    Parameters
+    ----------
+    images : float (N, 28, 28) in [0, 1], white ink on black.
+
+    Returns
+    -------
+    float32 (N, 28, 28).
+    """
+    from PIL import Image
+
+    from mnistlab.predict.preprocess import ImageError, preprocess_array
+
+    out = []
+    for image in np.asarray(images, np.float32).reshape(-1, 28, 28):
+        paper = Image.fromarray(np.round(255 * (1 - image)).astype(np.uint8))
+        big = np.asarray(paper.resize((size, size), Image.Resampling.BILINEAR))
+        try:
+            out.append(preprocess_array(big).image)
+        except ImageError:
+            out.append(image)
+    return np.stack(out).astype(np.float32) if out else np.zeros((0, 28, 28), np.float32)
 
 
 def time_single_image(predictor: Predictor, n: int = 1000) -> dict[str, float]:

@@ -27,6 +27,9 @@ class FileResult:
     label : the true digit when the file sits in a folder named by it (``samples/7/x.png``;
         for a run with other classes, a folder named by a class: ``Sandal/x.png``).
     error : the one-line reason when the file could not be used.
+    reason : why there is no digit although the image was used: ``"not a digit"``,
+        ``"unsure"`` or ``"not a single digit"`` (:mod:`mnistlab.trust`); the
+        probabilities and top k are still there.
     image : the 28x28 image the model saw (float32), not serialised.
     class_names : the classes' names when they are not the digits (Fashion-MNIST);
         then :meth:`to_dict` adds a ``class`` beside each class number.
@@ -39,6 +42,7 @@ class FileResult:
     probabilities: list[float] = field(default_factory=list)
     label: int | None = None
     error: str | None = None
+    reason: str | None = None
     image: np.ndarray | None = field(default=None, repr=False)
     class_names: tuple[str, ...] | None = field(default=None, repr=False)
 
@@ -50,11 +54,13 @@ class FileResult:
         top_k: int,
         image: np.ndarray | None = None,
         class_names: tuple[str, ...] | None = None,
+        reason: str | None = None,
     ) -> FileResult:
         order = np.argsort(-probs, kind="stable")[: max(1, top_k)]
         return cls(
             file=file,
-            digit=int(order[0]),
+            digit=None if reason else int(order[0]),
+            reason=reason,
             probability=float(probs[order[0]]),
             top_k=[(int(d), float(probs[d])) for d in order],
             probabilities=[float(p) for p in probs],
@@ -89,10 +95,14 @@ class FileResult:
                 {"digit": d, "class": self.class_name(d), "probability": p} for d, p in self.top_k
             ]
             named = {"class": self.class_name(self.digit) if self.digit is not None else None}
+        from mnistlab.trust import explain
+
         return {
             "file": self.file,
             "digit": self.digit,
             **named,
+            "reason": self.reason,
+            "explanation": explain(self.reason),
             "probability": self.probability,
             "top_k": top_k,
             "probabilities": self.probabilities,

@@ -22,6 +22,8 @@ The package, by concern:
   what each section of the page shows;
 - :mod:`~mnistlab.report.robustness_section`: the Robustness section, when
   ``mnistlab robustness`` has measured the run;
+- :mod:`~mnistlab.report.read_section`: Reading numbers, the read benchmark's
+  scores and annotated example numbers, when the run has been through it;
 - :mod:`~mnistlab.report.page`: :func:`write_report`, from the Jinja2 template
   ``templates/report/report.html`` (autoescaped: run names and notes are text).
 

@@ -48,6 +48,7 @@ from mnistlab.report.figures import (
     plot_history,
     plot_samples,
 )
+from mnistlab.report.read_section import read_section
 from mnistlab.report.robustness_section import robustness_section
 from mnistlab.report.sections import (
     config_section,
@@ -56,6 +57,7 @@ from mnistlab.report.sections import (
     per_class_section,
     summary_section,
 )
+from mnistlab.report.trust_section import trust_section
 from mnistlab.runs import RunDir
 from mnistlab.templating import render
 
@@ -227,7 +229,8 @@ def write_report(
     state = run.state()
     dataset = run_dataset(run, dataset)
 
-    y_true, probs = load_predictions(run)
+    # The model's own probabilities: the calibration figures draw them before and after.
+    y_true, probs = load_predictions(run, uncalibrated=True)
     if len(y_true) != len(dataset.y_test) or not np.array_equal(y_true, dataset.y_test):
         if run.kind == "cv-fold":
             raise MnistlabError(
@@ -257,6 +260,8 @@ def write_report(
             _uncalibrated_note(run, config),
         ),
         *[s for s in (robustness_section(run),) if s is not None],
+        *[s for s in (read_section(run, dataset),) if s is not None],
+        *[s for s in (trust_section(run, metrics, dataset),) if s is not None],
         config_section(config.to_dict()),
         *extra_sections,
     ]

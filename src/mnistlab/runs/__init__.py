@@ -22,20 +22,31 @@ from mnistlab.runs.loading import (
 from mnistlab.runs.migration import CV_FOLD_SOURCE
 from mnistlab.runs.records import (
     RUN_KINDS,
+    AbstentionRecord,
     CalibrationRecord,
     MetricsRecord,
     RobustnessRecord,
     RunKind,
     RunRecord,
 )
-from mnistlab.runs.rundir import CALIBRATION_FILE, PREDICTIONS_FILE, ROBUSTNESS_FILE, RunDir
+from mnistlab.runs.rundir import (
+    ABSTENTION_FILE,
+    CALIBRATION_FILE,
+    OOD_DETECTOR_FILE,
+    PREDICTIONS_FILE,
+    ROBUSTNESS_FILE,
+    RunDir,
+)
 
 __all__ = [
+    "ABSTENTION_FILE",
     "CALIBRATION_FILE",
+    "OOD_DETECTOR_FILE",
     "CV_FOLD_SOURCE",
     "PREDICTIONS_FILE",
     "ROBUSTNESS_FILE",
     "RUN_KINDS",
+    "AbstentionRecord",
     "CalibrationRecord",
     "MetricsRecord",
     "RobustnessRecord",

@@ -89,7 +89,7 @@ def predictions_path(run: RunDir) -> Path:
 
 
 def load_predictions(
-    run: RunDir | str | Path, *, runs_dir: str | Path = "runs"
+    run: RunDir | str | Path, *, runs_dir: str | Path = "runs", uncalibrated: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """The test-set labels and probabilities saved by :func:`mnistlab.evaluate.evaluate`.
 
@@ -97,6 +97,8 @@ def load_predictions(
     ----------
     run : a :class:`RunDir`, path, run name or ``"latest"``.
     runs_dir : where run names are looked up.
+    uncalibrated : the model's own probabilities (before the run's calibration) when
+        evaluate saved them; by default the probabilities metrics.json was scored on.
 
     Returns
     -------
@@ -111,7 +113,8 @@ def load_predictions(
     path = predictions_path(run)
     try:
         with np.load(path) as npz:
-            return npz["y_true"], npz["probs"]
+            key = "raw_probs" if uncalibrated and "raw_probs" in npz.files else "probs"
+            return npz["y_true"], npz[key]
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise MnistlabError(
             f"run {run.path} has no readable {PREDICTIONS_FILE}; "

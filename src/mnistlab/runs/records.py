@@ -23,7 +23,8 @@ file written by a later version still opens.
 (:class:`CalibrationRecord`): written by ``mnistlab calibrate``; its format is
 in :mod:`mnistlab.evaluate.calibration`. ``robustness.json``
 (:class:`RobustnessRecord`): written by ``mnistlab robustness``
-(:mod:`mnistlab.robustness`).
+(:mod:`mnistlab.robustness`). ``abstention.json`` (:class:`AbstentionRecord`):
+written by ``mnistlab train`` / ``mnistlab trust`` (:mod:`mnistlab.trust`).
 """
 
 from __future__ import annotations
@@ -159,7 +160,11 @@ class CalibrationRecord(_Record):
     """
 
     temperature: float = Field(gt=0, allow_inf_nan=False)
-    method: Literal["temperature"] = "temperature"
+    method: Literal["temperature", "vector"] = "temperature"
+    # vector scaling (method "vector"): softmax(weights * log p + bias), per class
+    weights: list[float] | None = None
+    bias: list[float] | None = None
+    compared: dict[str, float] | None = None
     fitted_on: str | None = None
     n_fit: int | None = None
     val_size: int | None = None
@@ -167,6 +172,43 @@ class CalibrationRecord(_Record):
     ece_bins: int | None = None
     validation: BeforeAfter | None = None
     test: BeforeAfter | None = None
+    run: str | None = None
+
+
+class AbstentionRates(_Record):
+    """What share of a set of images each decision takes (fractions of the set)."""
+
+    n: int
+    kept: float
+    not_a_digit: float
+    unsure: float
+    not_a_single_digit: float
+
+
+class AbstentionRecord(_Record):
+    """``abstention.json``: when a prediction says "not a digit" or "unsure" instead.
+
+    Chosen on the run's validation split (never the test set) for ``target_keep``,
+    the share of real validation digits that must keep their answer
+    (:mod:`mnistlab.trust`). ``score`` names the out-of-distribution score (higher =
+    less like a digit); an image scoring above ``ood_threshold`` is "not a digit";
+    one whose calibrated top probability is below ``min_confidence`` is "unsure".
+    ``max_ink`` (share of the 28x28 field inked) and ``split_blobs`` are the input
+    checks. The arrays a feature-space score needs are in ``ood_detector.npz``.
+    """
+
+    score: Literal["msp", "energy", "mahalanobis", "knn", "oe"]
+    ood_threshold: float = Field(allow_inf_nan=False)
+    min_confidence: float = Field(ge=0, le=1)
+    target_keep: float = Field(gt=0, le=1)
+    max_ink: float = Field(gt=0, le=1)
+    split_blobs: bool = True
+    ood_share: float | None = None
+    fitted_on: str = "validation"
+    n_fit: int | None = None
+    val_size: int | None = None
+    seed: int | None = None
+    validation: AbstentionRates | None = None
     run: str | None = None
 
 

@@ -19,6 +19,8 @@ A run lives in ``<runs_dir>/<run-id>/``::
     metrics.json    test-set metrics (written by ``evaluate``; records.MetricsRecord)
     predictions.npz the test-set probabilities behind metrics.json (``evaluate``)
     calibration.json  the temperature fitted by ``calibrate`` (records.CalibrationRecord)
+    abstention.json when predict says "not a digit" / "unsure" (``mnistlab.trust``;
+                    records.AbstentionRecord); ood_detector.npz its feature statistics
     robustness.json accuracy under the MNIST-C corruptions (``robustness``;
                     records.RobustnessRecord), its figures in figures/
     figures/        PNG plots (written by ``report``)
@@ -67,6 +69,7 @@ from mnistlab.errors import MnistlabError
 from mnistlab.runs.migration import infer_kind, migrate_config
 from mnistlab.runs.records import (
     RUN_KINDS,
+    AbstentionRecord,
     CalibrationRecord,
     MetricsRecord,
     RobustnessRecord,
@@ -78,6 +81,8 @@ from mnistlab.runs.records import (
 PREDICTIONS_FILE = "predictions.npz"
 CALIBRATION_FILE = "calibration.json"
 ROBUSTNESS_FILE = "robustness.json"
+ABSTENTION_FILE = "abstention.json"
+OOD_DETECTOR_FILE = "ood_detector.npz"
 
 # What --name may be: one directory name inside the runs directory.
 _RUN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
@@ -173,6 +178,14 @@ class RunDir:
     @property
     def robustness_path(self) -> Path:
         return self.path / ROBUSTNESS_FILE
+
+    @property
+    def abstention_path(self) -> Path:
+        return self.path / ABSTENTION_FILE
+
+    @property
+    def ood_detector_path(self) -> Path:
+        return self.path / OOD_DETECTOR_FILE
 
     # -- creation and lookup ------------------------------------------------
     @classmethod
@@ -459,14 +472,19 @@ class RunDir:
         with files.atomic_path(self.model_path, suffix=".keras") as tmp:
             model.save(tmp)
 
-    def write_predictions(self, y_true: np.ndarray, probs: np.ndarray) -> None:
-        """Write ``predictions.npz``: ``probs`` float32 (N, K), ``y_true`` uint8 (N,)."""
+    def write_predictions(
+        self, y_true: np.ndarray, probs: np.ndarray, raw_probs: np.ndarray | None = None
+    ) -> None:
+        """Write ``predictions.npz``: ``probs`` float32 (N, K), ``y_true`` uint8 (N,), and
+        ``raw_probs`` (the model's own, before calibration) when ``probs`` are calibrated."""
+        arrays: dict[str, Any] = {
+            "probs": np.asarray(probs, dtype=np.float32),
+            "y_true": np.asarray(y_true, dtype=np.uint8),
+        }
+        if raw_probs is not None:
+            arrays["raw_probs"] = np.asarray(raw_probs, np.float32)
         with files.atomic_path(self.predictions_path, suffix=".npz") as tmp:
-            np.savez_compressed(
-                tmp,
-                probs=np.asarray(probs, dtype=np.float32),
-                y_true=np.asarray(y_true, dtype=np.uint8),
-            )
+            np.savez_compressed(tmp, **arrays)
 
     def write_calibration(self, calibration: dict[str, Any]) -> None:
         """Check ``calibration`` as a :class:`~.records.CalibrationRecord`; write it."""
@@ -496,6 +514,49 @@ class RunDir:
         """Check ``robustness`` as a :class:`~.records.RobustnessRecord`; write it."""
         check_record(RobustnessRecord, robustness, f"cannot write {self.robustness_path}")
         files.write_json(self.robustness_path, robustness)
+
+    def abstention_record(self) -> AbstentionRecord | None:
+        """``abstention.json`` as a typed record; None when the run has none.
+
+        Raises
+        ------
+        MnistlabError
+            The file exists but is unreadable or not a valid record.
+        """
+        if not self.abstention_path.exists():
+            return None
+        again = f"run 'mnistlab trust {self.path}' again"
+        try:
+            data = json.loads(self.abstention_path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise MnistlabError(f"cannot read {self.abstention_path} ({err}); {again}") from err
+        return check_record(
+            AbstentionRecord, data, f"{self.abstention_path} is not valid ({again})"
+        )
+
+    def write_abstention(
+        self, abstention: dict[str, Any], arrays: dict[str, np.ndarray] | None = None
+    ) -> None:
+        """Write ``ood_detector.npz`` (when ``arrays``), then the checked ``abstention.json``."""
+        check_record(AbstentionRecord, abstention, f"cannot write {self.abstention_path}")
+        if arrays:
+            with files.atomic_path(self.ood_detector_path, suffix=".npz") as tmp:
+                saved: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+                np.savez_compressed(tmp, **saved)
+        files.write_json(self.abstention_path, abstention)
+
+    def ood_detector(self) -> dict[str, np.ndarray]:
+        """The arrays of ``ood_detector.npz`` (empty when the run has none)."""
+        if not self.ood_detector_path.exists():
+            return {}
+        try:
+            with np.load(self.ood_detector_path) as npz:
+                return {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, EOFError) as err:
+            raise MnistlabError(
+                f"cannot read {self.ood_detector_path} ({err}); "
+                f"run 'mnistlab trust {self.path}' again"
+            ) from err
 
 
 def _point_latest(runs_dir: Path, target: Path) -> None:

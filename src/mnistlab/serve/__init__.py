@@ -8,6 +8,9 @@
                        (return the 28x28 image the model saw).
 ``POST /v1/predict/batch``  many: multipart with several ``files``, or JSON
                        ``{"images": [28x28, ...]}``; per-item errors.
+``POST /v1/read``      a whole number (1-12 handwritten digits): the same bodies
+                       as ``/v1/predict``, JSON of any size; the text (or null
+                       with a reason), its confidence, each digit's box.
 ``GET /v1/model``      name, source, engine, test metrics, input spec, limits,
                        latency so far.
 ``GET /v1/stats``      in-server inference latency (model call only) p50/p99.
@@ -32,6 +35,8 @@ The package, one module per concern::
     service          the model behind the routes, latency, reading request bodies
     errors           ApiError, the upload-size limit, JSON error handlers
     routes_predict   POST /v1/predict, /v1/predict/batch, /v1/preprocess
+    routes_read      POST /v1/read (mnistlab.read on the served model);
+                     its bodies in read_schemas
     routes_info      GET /healthz, /v1/model, /v1/stats
     routes_pages     GET / (the drawing page) and /docs, from Jinja2 templates
     app              create_app: the pieces put together

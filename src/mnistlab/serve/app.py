@@ -1,9 +1,10 @@
 """The FastAPI application around a loaded model: :func:`create_app`.
 
 It assembles the pieces: the routers (:mod:`~mnistlab.serve.routes_predict`,
-:mod:`~mnistlab.serve.routes_info`, :mod:`~mnistlab.serve.routes_pages`), the
-error handlers, the :class:`~mnistlab.serve.service.Service` the routes share,
-the static script of the drawing page, and the upload-size limit around it all.
+:mod:`~mnistlab.serve.routes_read`, :mod:`~mnistlab.serve.routes_info`,
+:mod:`~mnistlab.serve.routes_pages`), the error handlers, the
+:class:`~mnistlab.serve.service.Service` the routes share, the static scripts of
+the drawing page, and the upload-size limit around it all.
 ``/openapi.json`` is FastAPI's, generated from the routes and the pydantic models
 of :mod:`mnistlab.serve.schemas`, plus the request-body models the prediction
 routes read themselves.
@@ -21,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from mnistlab.predict import MAX_IMAGE_PIXELS, Predictor
-from mnistlab.serve import routes_info, routes_pages, routes_predict
+from mnistlab.serve import routes_info, routes_pages, routes_predict, routes_read
 from mnistlab.serve.errors import BodyLimit, install_error_handlers
 from mnistlab.serve.service import Service
 
@@ -75,12 +76,14 @@ def create_app(
     app.state.predictor = predictor
     app.state.stats = service.stats
     app.state.index_html = routes_pages.index_html()
+    app.state.reader = routes_read.ReaderSlot(predictor)
     install_error_handlers(app, service.counters)
     app.include_router(routes_predict.router)
+    app.include_router(routes_read.router)
     app.include_router(routes_info.router)
     app.include_router(routes_pages.router)
     app.mount("/static", StaticFiles(directory=routes_pages.STATIC_DIR), name="static")
-    _document_request_bodies(app, routes_predict.REQUEST_BODIES)
+    _document_request_bodies(app, (*routes_predict.REQUEST_BODIES, *routes_read.REQUEST_BODIES))
     _warm_up(service)
     return BodyLimit(app, max_upload_bytes)
 

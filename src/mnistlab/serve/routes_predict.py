@@ -80,6 +80,18 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "JSON of the wrong shape or values, bad query"},
 }
 TopK = Annotated[int, Query(ge=1, le=10, description="how many classes to list")]
+Abstain = Annotated[
+    bool, Query(description="false: always name a digit (no 'not a digit' / 'unsure')")
+]
+MinConfidence = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=1,
+        description="answer only when the top calibrated probability reaches this "
+        "(default: the run's operating point, chosen on validation)",
+    ),
+]
 IncludeInput = Annotated[bool, Query(description="return the 28x28 image the model saw")]
 
 
@@ -95,17 +107,25 @@ def _json(data: bytes) -> Response:
     openapi_extra=_SINGLE,
 )
 async def predict(
-    request: Request, service: ServiceDep, top_k: TopK = 3, include_input: IncludeInput = False
+    request: Request,
+    service: ServiceDep,
+    top_k: TopK = 3,
+    include_input: IncludeInput = False,
+    abstain: Abstain = True,
+    min_confidence: MinConfidence = None,
 ) -> Response:
-    """One image: a multipart upload (field ``file``), raw image bytes, or JSON 28x28."""
+    """One image: a multipart upload (field ``file``), raw image bytes, or JSON 28x28.
+
+    When the image is not a digit, several digits side by side, or the model is unsure,
+    ``digit`` is null and ``reason`` says why; the probabilities are still there."""
     image, polarity = await read_single(request, service)
     probs, ms = service.infer(image[np.newaxis])
+    (reason,) = service.decide(image[np.newaxis], probs, abstain, min_confidence)
     extra: dict[str, Any] = {"inference_ms": round(ms, 4)}
     if polarity is not None:
         extra["polarity"] = polarity
-    return _json(
-        service.predict_response(service.result(image, probs[0], top_k, include_input, **extra))
-    )
+    result = service.result(image, probs[0], top_k, include_input, reason=reason, **extra)
+    return _json(service.predict_response(result))
 
 
 @router.post(
@@ -116,7 +136,12 @@ async def predict(
     openapi_extra=_BATCH,
 )
 async def predict_batch(
-    request: Request, service: ServiceDep, top_k: TopK = 3, include_input: IncludeInput = False
+    request: Request,
+    service: ServiceDep,
+    top_k: TopK = 3,
+    include_input: IncludeInput = False,
+    abstain: Abstain = True,
+    min_confidence: MinConfidence = None,
 ) -> Response:
     """Up to 256 images; one that cannot be used is reported in its place."""
     media = media_type(request)
@@ -152,17 +177,18 @@ async def predict_batch(
         )
     good = [img for img, _ in items if img is not None]
     probs, ms = service.infer(np.stack(good)) if good else (np.zeros((0, 10)), 0.0)
+    reasons = service.decide(np.stack(good), probs, abstain, min_confidence) if good else []
     results: list[BatchItem] = []
     i = 0
     for index, (image, error) in enumerate(items):
         if image is None:
             results.append(BatchItem.model_validate({"index": index, "error": error}))
             continue
-        result = service.result(image, probs[i], top_k, include_input)
+        result = service.result(image, probs[i], top_k, include_input, reason=reasons[i])
         results.append(BatchItem.model_validate({"index": index, **result}))
         i += 1
     answer = BatchResponse(count=len(results), inference_ms=round(ms, 4), results=results)
-    return _json(answer.model_dump_json(by_alias=True, exclude_none=True).encode())
+    return _json(answer.model_dump_json(by_alias=True, exclude_unset=True).encode())
 
 
 @router.post(

@@ -189,11 +189,17 @@ class PredictResponse(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    digit: int = Field(description="the most likely class, 0-9")
+    digit: int | None = Field(
+        description="the most likely class, 0-9; null when abstaining (see reason)"
+    )
     class_name: str | None = Field(
         None, alias="class", description="its name (only for runs whose classes are not digits)"
     )
-    probability: float = Field(description="its probability")
+    reason: str | None = Field(
+        None, description="why there is no digit: not a digit | unsure | not a single digit"
+    )
+    explanation: str | None = Field(None, description="the reason in a sentence for people")
+    probability: float = Field(description="the top class's (calibrated) probability")
     top_k: list[TopClass] = Field(description="the most likely classes, most likely first")
     probabilities: list[float] = Field(description="all ten, in class order, summing to 1")
     inference_ms: float | None = Field(None, description="the model call, in milliseconds")
@@ -213,6 +219,8 @@ class BatchItem(BaseModel):
     index: int = Field(description="the image's position in the request")
     digit: int | None = None
     class_name: str | None = Field(None, alias="class")
+    reason: str | None = Field(None, description="why there is no digit (see PredictResponse)")
+    explanation: str | None = None
     probability: float | None = None
     top_k: list[TopClass] | None = None
     probabilities: list[float] | None = None

@@ -118,21 +118,41 @@ class Service:
             self.stats.add(ms)
         return probs, ms
 
+    def decide(
+        self, images: np.ndarray, probs: np.ndarray, abstain: bool, min_confidence: float | None
+    ) -> list[str | None]:
+        """Why to abstain on each image (None: answer); all None when ``abstain`` is off."""
+        if not abstain:
+            return [None] * len(probs)
+        return self.predictor.decide(images, probs, min_confidence)
+
     def decode(self, data: bytes) -> tuple[np.ndarray, str]:
         """An uploaded image in MNIST form and its polarity; ApiError 400 or 413 if not."""
         try:
-            pre = preprocess_image(data, max_pixels=self.max_pixels)
+            pre = preprocess_image(
+                data,
+                max_pixels=self.max_pixels,
+                cleanup=self.predictor.result_class_names() is None,
+            )
         except ImageError as err:
             raise ApiError(413 if err.too_large else 400, str(err)) from err
         return pre.image, pre.polarity
 
     def result(
-        self, image: np.ndarray, probs: np.ndarray, top_k: int, include_input: bool, **extra: Any
+        self,
+        image: np.ndarray,
+        probs: np.ndarray,
+        top_k: int,
+        include_input: bool,
+        reason: str | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
-        """One image's answer (a :class:`PredictResponse`) as a plain dict."""
+        """One image's answer (a :class:`PredictResponse`) as a plain dict; with a
+        ``reason`` ("not a digit", "unsure", ...) it has no digit but still the scores."""
         # A Fashion-MNIST run's results also name their classes ("class": "Sandal").
         names = self.predictor.result_class_names()
-        result = FileResult.from_probs("", probs, top_k, class_names=names).to_dict()
+        answer = FileResult.from_probs("", probs, top_k, class_names=names, reason=reason)
+        result = answer.to_dict()
         for key in ("file", "label", "correct"):
             result.pop(key)
         result.update(extra)
@@ -143,7 +163,7 @@ class Service:
     def predict_response(self, result: dict[str, Any]) -> bytes:
         """``result`` checked against :class:`PredictResponse`, as JSON bytes."""
         model = PredictResponse.model_validate(result)
-        return model.model_dump_json(by_alias=True, exclude_none=True).encode()
+        return model.model_dump_json(by_alias=True, exclude_unset=True).encode()
 
 
 def service_of(request: Request) -> Service:

@@ -166,8 +166,13 @@ async function send(blob, name, forStroke) {
 }
 
 function show(r) {
-  digitEl.textContent = String(r.digit);
-  probEl.textContent = `${(100 * r.probability).toFixed(1)}% sure`;
+  // Abstention (issue 25): no digit, the reason instead; the bars still show the scores.
+  const abstained = r.digit === null || r.digit === undefined;
+  digitEl.textContent = abstained ? "\u2014" : String(r.digit);
+  digitEl.dataset.reason = abstained ? r.reason : "";
+  probEl.textContent = abstained
+    ? `${r.reason}: ${r.explanation}`
+    : `${(100 * r.probability).toFixed(1)}% sure`;
   r.probabilities.forEach((p, d) => {
     const row = bars[d];
     row.classList.toggle("best", d === r.digit);
