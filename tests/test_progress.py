@@ -9,12 +9,18 @@ from mnistlab.progress import LOGGER_NAME, format_table, reporter, to_stderr
 
 @pytest.fixture
 def fresh_logger():
-    """The progress logger as a new process has it (no handlers), restored afterwards."""
+    """The progress logger as a new process has it: a new Logger object, no handlers.
+
+    The logger other tests used is put back afterwards. A new object, not the old one
+    emptied: whatever an earlier test (or pytest's log capture) holds on to the old
+    logger cannot reach this one.
+    """
+    loggers = logging.Logger.manager.loggerDict
+    saved = loggers.pop(LOGGER_NAME, None)
     logger = logging.getLogger(LOGGER_NAME)
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    logger.handlers.clear()
     yield logger
-    logger.handlers[:], logger.level, logger.propagate = saved
+    if saved is not None:
+        loggers[LOGGER_NAME] = saved
 
 
 def test_lines_go_to_the_stderr_of_the_moment_once_each(fresh_logger, capsys):
