@@ -80,6 +80,23 @@ def test_each_format_gives_the_keras_probabilities(digit_run, reference, tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
 
 
+def test_the_default_export_gives_predicts_calibrated_probabilities(
+    digit_run, reference, tmp_path, capsys
+):
+    """Exported without options, a run's model answers with the calibrated
+    probabilities `mnistlab predict` gives (not the model's own, which differ)."""
+    from mnistlab.predict import load_predictor
+
+    out = tmp_path / "model.onnx"
+    assert main(["export", str(digit_run.path), "--format", "onnx", "--out", str(out)]) == 0
+    x, keras_probs = reference
+    exported = run_onnx(out, x)
+    calibrated = load_predictor(digit_run.path, engine="tf").probabilities(x[..., 0])
+    assert float(np.abs(exported - calibrated).max()) < 1e-4
+    # The calibration changes the probabilities, so the comparison above can fail.
+    assert float(np.abs(exported - keras_probs).max()) > 1e-2
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_model_that_deskews_exports_to_every_format(reference, tmp_path, fmt):
     """cnn-best-deskew's first layer is this package's own; each runtime still

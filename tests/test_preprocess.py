@@ -127,6 +127,27 @@ def test_hairline_strokes_are_thickened_to_mnist_pen_width():
     assert 0.5 < hairline.sum() / thick.sum() < 2
 
 
+def test_marks_inside_the_drawing_are_kept_and_specks_are_not():
+    """A smiley keeps its eyes (without them it is a "0" to any digit model); a
+    one-pixel speck inside a digit's box is still noise."""
+    from scipy import ndimage
+
+    smiley = Image.new("L", (224, 224), 255)
+    draw = ImageDraw.Draw(smiley)
+    draw.ellipse((20, 20, 204, 204), outline=0, width=10)
+    for x in (80, 144):
+        draw.ellipse((x - 9, 80, x + 9, 98), fill=0)
+    draw.arc((70, 90, 154, 170), 20, 160, fill=0, width=10)
+    image = preprocess_image(encode(smiley)).image
+    assert ndimage.label(image > 0.3)[1] >= 3  # the face and its eyes (alone: 1)
+
+    seven = draw_seven()
+    ImageDraw.Draw(seven).point([(110, 150), (111, 150)], fill=0)
+    with_speck = preprocess_image(encode(seven)).image
+    assert ndimage.label(with_speck > 0.3)[1] == 1
+    assert np.abs(with_speck - preprocess_image(encode(draw_seven())).image).max() < 0.05
+
+
 def test_uneven_lighting_and_paper_texture_are_suppressed():
     rng = np.random.default_rng(0)
     seven = np.asarray(draw_seven((600, 450), width=8), np.float32) / 255

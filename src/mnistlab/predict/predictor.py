@@ -360,17 +360,27 @@ def load_predictor(
     )
 
 
-def as_predict_sees(images: np.ndarray, size: int = 56) -> np.ndarray:
+# The sizes and resampling filters images are drawn with by :func:`as_predict_sees`:
+# a user's file may be a small crop, a scan or a phone picture, upscaled smoothly or
+# blockily, and the preprocessing reads each a little differently.
+DRAWN_SIZES = (28, 56, 84, 112, 160)
+
+
+def as_predict_sees(images: np.ndarray, size: int | None = None) -> np.ndarray:
     """MNIST-form images as ``predict`` sees them when they come as image files.
 
-    Each is drawn ``size`` px large as dark ink on white paper (bilinear) and brought
-    back through :func:`~mnistlab.predict.preprocess.preprocess_array`; one the
-    preprocessing refuses (it finds no ink) is kept as it was. About 10 ms an image.
-    :func:`mnistlab.trust.fit_trust` chooses thresholds on validation digits so seen.
+    Each is drawn as dark ink on white paper and brought back through
+    :func:`~mnistlab.predict.preprocess.preprocess_array`; one the preprocessing
+    refuses (it finds no ink) is kept as it was. With ``size`` None, image ``i`` is
+    drawn ``DRAWN_SIZES[i % 5]`` px large, bilinear for even ``i // 5`` and
+    nearest-neighbour for odd (deterministic); else every image ``size`` px, bilinear.
+    About 5-15 ms an image. :func:`mnistlab.trust.fit_trust` chooses thresholds on
+    validation digits so seen.
 
     Parameters
     ----------
     images : float (N, 28, 28) in [0, 1], white ink on black.
+    size : one size for all, or None for the mix above.
 
     Returns
     -------
@@ -380,10 +390,13 @@ def as_predict_sees(images: np.ndarray, size: int = 56) -> np.ndarray:
 
     from mnistlab.predict.preprocess import ImageError, preprocess_array
 
+    filters = (Image.Resampling.BILINEAR, Image.Resampling.NEAREST)
     out = []
-    for image in np.asarray(images, np.float32).reshape(-1, 28, 28):
+    for i, image in enumerate(np.asarray(images, np.float32).reshape(-1, 28, 28)):
+        side = size or DRAWN_SIZES[i % len(DRAWN_SIZES)]
+        how = filters[0] if size else filters[(i // len(DRAWN_SIZES)) % 2]
         paper = Image.fromarray(np.round(255 * (1 - image)).astype(np.uint8))
-        big = np.asarray(paper.resize((size, size), Image.Resampling.BILINEAR))
+        big = np.asarray(paper.resize((side, side), how))
         try:
             out.append(preprocess_array(big).image)
         except ImageError:

@@ -72,6 +72,8 @@ MIN_CLEANUP_SIDE = 56
 SUSPECT_COVERAGE = 0.3
 # A mark farther from the digit than this fraction of the digit's size is stray.
 STRAY_GAP = 0.25
+# A blob inside the largest one's box is kept from this share of its mass (else 8%).
+ENCLOSED_MASS = 0.02
 TARGET_STROKE_FRACTION = 0.12
 
 
@@ -445,16 +447,37 @@ def _keep_digit(ink: np.ndarray, *, near: bool = False) -> np.ndarray:
         return ink
     mass = ndimage.sum(ink, labels, index=np.arange(1, n + 1))
     big = mass >= 0.08 * mass.max()
+    # Marks inside the largest blob's box are part of the drawing (a smiley's eyes, a
+    # dot inside a letter): dropping them would turn a smiley into a "0". Noise specks
+    # (a few pixels) stay below ENCLOSED_MASS of the blob and still go.
+    boxes = ndimage.find_objects(labels)
+    top, left, bottom, right = _box(boxes[int(np.argmax(mass))])
+    enclosed = np.array(
+        [
+            b is not None
+            and b[0].start >= top
+            and b[0].stop <= bottom
+            and b[1].start >= left
+            and b[1].stop <= right
+            for b in boxes
+        ]
+    )
+    big |= enclosed & (mass >= ENCLOSED_MASS * mass.max())
     if near:
         # A blob of a digit's own mass is never a stray mark: it may be a second digit,
         # which the abstention check "not a single digit" has to see.
         comparable = mass >= 0.4 * mass.max()
-        near_digit = near_the_largest(
-            ndimage.find_objects(labels), big, np.asarray(mass), STRAY_GAP
-        )
+        near_digit = near_the_largest(boxes, big, np.asarray(mass), STRAY_GAP)
         big = near_digit | comparable
     keep = np.concatenate([[False], big])
     return np.where(keep[labels], ink, 0).astype(np.float32)
+
+
+def _box(box: tuple[slice, ...] | None) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of a :func:`scipy.ndimage.find_objects` box."""
+    if box is None:
+        return (0, 0, 0, 0)
+    return (box[0].start, box[1].start, box[0].stop, box[1].stop)
 
 
 def _normalise_stroke(crop: np.ndarray) -> np.ndarray:

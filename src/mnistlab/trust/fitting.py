@@ -172,7 +172,8 @@ def fit_trust(
     refit_exposure : False keeps the run's ``ood_model.keras`` when it has one.
     render : how ``predict`` would see a batch of MNIST-form images (drawn large and
         brought back through its preprocessing; :func:`mnistlab.predict.as_predict_sees`).
-        When given, the thresholds are chosen on :data:`RENDERED` validation digits so
+        When given, the score, the thresholds and the split of the abstention budget
+        are chosen on :data:`RENDERED` validation digits and the validation outliers so
         rendered, since that is what the rule judges in use; else on the arrays.
 
     Returns
@@ -214,8 +215,13 @@ def fit_trust(
     train_out = outputs_of(both, to_float(x_train[:TRAIN_FEATURES]), calibration)
     stats = FeatureStats.fit(train_out.features, y_train[:TRAIN_FEATURES])
     val_images = to_float(x_val)[..., 0]
-    val_out = outputs_of(both, val_images, calibration, oe_model)
     outliers = {kind: make_outliers(kind, "val", VAL_OUTLIERS) for kind in KINDS}
+    if render is not None:
+        # Digits and outliers as predict sees them: the score, the thresholds and the
+        # split of the budget are chosen for the images the rule will judge.
+        val_images = render(val_images[:RENDERED])
+        outliers = {kind: render(x) if len(x) else x for kind, x in outliers.items()}
+    val_out = outputs_of(both, val_images, calibration, oe_model)
     out_outputs = {
         k: outputs_of(both, x, calibration, oe_model) for k, x in outliers.items() if len(x)
     }
@@ -236,10 +242,6 @@ def fit_trust(
         caught[method]["mean"] = float(np.mean(list(caught[method].values())))
     best = max(methods, key=lambda m: (caught[m]["mean"], compared[m]["mean"]))
 
-    if render is not None:
-        # The digits as predict sees them: thresholds for the images the rule will judge.
-        val_images = render(val_images[:RENDERED])
-        val_out = outputs_of(both, val_images, calibration, oe_model)
     # The split of the abstention budget between "not a digit" and "unsure": the one
     # that abstains on most validation outliers (mean over kinds) under the whole rule.
     digit_scores = ood_score(best, val_out, stats)

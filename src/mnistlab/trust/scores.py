@@ -170,5 +170,6 @@ def ood_score(method: str, outputs: ModelOutputs, stats: FeatureStats | None = N
     if method == "oe":
         if outputs.oe_probs is None:
             raise MnistlabError("the oe score needs the run's outlier-exposure model")
-        return -outputs.oe_probs.max(axis=1).astype(np.float64)
+        # An eleven-way model's last unit is "not a digit": the digits' best is the score.
+        return -outputs.oe_probs[:, :10].max(axis=1).astype(np.float64)
     raise MnistlabError(f"unknown OOD score {method!r}; choose from {', '.join(METHODS)}")
