@@ -10,13 +10,28 @@ import pytest
 from PIL import Image
 
 from mnistlab.cli.app import main
+from mnistlab.data.dataset import train_val_split
 from mnistlab.data.paper import box_frame, ruled_lines
 from mnistlab.predict import ImageError
 from mnistlab.read import NumberReader, annotate, read_bytes, read_image
+from mnistlab.read.compose import LAYOUTS, compose_set
+from mnistlab.read.verifier import (
+    NOT_ONE_DIGIT,
+    VERIFIER_FILE,
+    labelled_crops,
+    load_verifier,
+    train_verifier,
+)
+
+# The verifier trained here is small (mnistlab read trains 1,500 compositions once per
+# run): ~20 s instead of ~2 min. Later tests (and modules) find it in the run.
+TEST_COMPOSITIONS = 1000
 
 
 @pytest.fixture(scope="module")
-def reader(digit_run) -> NumberReader:
+def reader(digit_run, mnist) -> NumberReader:
+    if load_verifier(digit_run.path) is None:
+        train_verifier(digit_run.path, compositions=TEST_COMPOSITIONS, epochs=4, dataset=mnist)
     return NumberReader.from_run(digit_run.path)
 
 
@@ -91,10 +106,16 @@ def test_touching_digits_are_split(reader, clear_digits):
 
 
 def test_digits_in_printed_boxes(reader, clear_digits):
-    ink, lefts = _page([clear_digits[c] for c in (6, 1, 9)], gap=24)
-    side = 2 * 20 + 14
-    for left in lefts:
-        cx, cy = left + 20, ink.shape[0] / 2
+    """One printed box per digit, as on a form: each digit centred in its own box, the
+    boxes 6 px apart."""
+    side, pitch = 54, 60
+    ink = np.zeros((side + 40, 3 * pitch + 40), np.float32)
+    for i, c in enumerate((6, 1, 9)):
+        big = np.kron(clear_digits[c], np.ones((2, 2), np.float32))
+        cx, cy = 20 + i * pitch + side // 2, ink.shape[0] // 2
+        top, left = cy - big.shape[0] // 2, cx - big.shape[1] // 2
+        region = ink[top : top + big.shape[0], left : left + big.shape[1]]
+        np.maximum(region, big, out=region)
         box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
         ink = np.maximum(ink, box_frame(ink.shape, box, thickness=2, contrast=0.9))
     assert read_image(reader, _paper(ink)).text == "619"
@@ -161,3 +182,46 @@ def test_cli_read_json_annotate_and_exit_statuses(digit_run, clear_digits, tmp_p
 
     assert main(["read", str(digit_run.path), str(tmp_path / "missing.png")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_the_verifier_tells_whole_digits_from_pieces_and_pairs(reader, mnist):
+    """On the reader's own cuts of numbers made of held-out digits (never trained on):
+    whole digits pass, halves, pairs and line leftovers are flagged."""
+    _, _, x_val, y_val = train_val_split(mnist.x_train, mnist.y_train, val_size=5000, seed=0)
+    crops, feats, labels = [], [], []
+    for layout in LAYOUTS:
+        for item in compose_set(x_val, y_val, layout, 4, seed=3, owners=True):
+            c, f, lab = labelled_crops(item)
+            crops.append(c)
+            feats.append(f)
+            labels.append(lab)
+    labels_all = np.concatenate(labels)
+    assert reader.verifier is not None
+    p = reader.verifier.probabilities(np.concatenate(crops), np.concatenate(feats))
+    flagged = p[:, NOT_ONE_DIGIT] >= 0.5
+    whole = labels_all != NOT_ONE_DIGIT
+    assert whole.sum() >= 50 and (~whole).sum() >= 50
+    assert (~flagged[whole]).mean() >= 0.8
+    assert flagged[~whole].mean() >= 0.85
+
+
+def test_the_verifier_is_kept_in_the_run_and_can_be_left_out(digit_run, reader):
+    assert (digit_run.path / VERIFIER_FILE).is_file()
+    again = NumberReader.from_run(digit_run.path)
+    assert again.verifier is not None
+    assert NumberReader.from_run(digit_run.path, verify=False).verifier is None
+
+
+def test_upright_box_sides_are_not_read_as_ones(reader, clear_digits):
+    """A form whose boxes lost their horizontal sides (or never had them): the straight
+    bars taller than the digits between them are not digits."""
+    ink, lefts = _page([clear_digits[c] for c in (2, 0, 5)], gap=30)
+    for left in [*lefts, lefts[-1] + 70]:
+        x = left - 12
+        ink[10:-10, x : x + 3] = np.maximum(ink[10:-10, x : x + 3], 0.9)
+    assert read_image(reader, _paper(ink)).text == "205"
+
+
+def test_a_one_squeezed_between_touching_digits(reader, clear_digits):
+    ink, _ = _page([clear_digits[c] for c in (4, 1, 6)], gap=-2)
+    assert read_image(reader, _paper(ink)).text == "416"

@@ -40,6 +40,23 @@ def test_compositions_are_deterministic_and_match_their_text(mnist):
     assert [i.text for i in other] != [i.text for i in compose_set(x, y, "spaced", 3, seed=5)]
 
 
+def test_owner_maps_say_which_digit_each_ink_pixel_belongs_to(mnist):
+    """The verifier's labels come from these: every digit owns ink, dark in the image
+    (photo pages turn and blur it: there only most of it), and paper owns nothing."""
+    x, y = mnist.x_test[:2000], mnist.y_test[:2000]
+    for layout in LAYOUTS:
+        plain = compose_set(x, y, layout, 2, seed=5)
+        for item, same in zip(
+            compose_set(x, y, layout, 2, seed=5, owners=True), plain, strict=True
+        ):
+            assert np.array_equal(item.image, same.image)  # asking for owners changes nothing
+            assert same.owners is None and item.owners is not None
+            assert item.owners.shape == item.image.shape
+            assert set(np.unique(item.owners)) == set(range(len(item.text) + 1))
+            dark = item.image[item.owners > 0] < np.median(item.image) - 40
+            assert dark.mean() > (0.6 if layout == "photo" else 0.9)
+
+
 def test_score_reader_counts_exact_and_digit_accuracy(mnist):
     items = compose_set(mnist.x_test[:500], mnist.y_test[:500], "spaced", 4, seed=1)
     answers = {id(i.image): i.text for i in items}

@@ -2,7 +2,9 @@
 
 ::
 
-    segment    the page's ink, its components and cut points, candidate digits
+    ink        the page's ink at working size; a crop in MNIST form
+    segment    the page's components and cut points, candidate digits
+    verifier   is a candidate one whole digit? (a small convnet kept in the run)
     reader     NumberReader (a run's model), read_image / read_bytes -> NumberReading
     annotate   the reading drawn on its image
     compose    synthetic number images from MNIST digits, in several layouts

@@ -36,11 +36,16 @@ BROKEN_SHARE = 0.1
 
 @dataclass(frozen=True)
 class NumberImage:
-    """One composed image: ``image`` uint8 (H, W) dark ink on light paper, its ``text``."""
+    """One composed image: ``image`` uint8 (H, W) dark ink on light paper, its ``text``.
+
+    ``owners`` (only when asked for, to train the reader's verifier): int16 (H, W),
+    ``k + 1`` where digit ``k``'s ink is, 0 on paper and printed lines.
+    """
 
     image: np.ndarray
     text: str
     layout: str
+    owners: np.ndarray | None = None
 
 
 def _resize(arr: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -68,8 +73,11 @@ def _digit_ink(digit: np.ndarray, height: float, rng: np.random.Generator) -> np
 
 def _place(
     inks: list[np.ndarray], gaps: list[float], jitter: np.ndarray, margin: int
-) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """Lay inks left to right with the given gaps (px, negative = overlap) on one canvas."""
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, int, int]]]:
+    """Lay inks left to right with the given gaps (px, negative = overlap) on one canvas.
+
+    Returns the canvas, its owner map (``k + 1`` where digit ``k`` is the darker ink)
+    and each digit's box."""
     height = max(i.shape[0] for i in inks)
     xs = [0.0]
     for ink, gap in zip(inks[:-1], gaps, strict=True):
@@ -78,14 +86,17 @@ def _place(
     width = int(max(x + left + i.shape[1] for x, i in zip(xs, inks, strict=True))) + 2 * margin
     top_room = int(np.abs(jitter).max()) + margin
     canvas = np.zeros((height + 2 * top_room, width), np.float32)
+    owners = np.zeros(canvas.shape, np.int16)
     boxes = []
-    for x, dy, ink in zip(xs, jitter, inks, strict=True):
+    for k, (x, dy, ink) in enumerate(zip(xs, jitter, inks, strict=True)):
         x0 = int(round(x + left)) + margin
         y0 = top_room + int(dy) + (height - ink.shape[0]) // 2
         region = canvas[y0 : y0 + ink.shape[0], x0 : x0 + ink.shape[1]]
+        mine = owners[y0 : y0 + ink.shape[0], x0 : x0 + ink.shape[1]]
+        mine[(ink > 0.1) & (ink >= region)] = k + 1
         np.maximum(region, ink, out=region)
         boxes.append((x0, y0, x0 + ink.shape[1], y0 + ink.shape[0]))
-    return canvas, boxes
+    return canvas, owners, boxes
 
 
 def compose_number(digits: list[np.ndarray], layout: str, rng: np.random.Generator) -> np.ndarray:
@@ -95,6 +106,13 @@ def compose_number(digits: list[np.ndarray], layout: str, rng: np.random.Generat
     -------
     uint8 (H, W), dark ink on light paper.
     """
+    return _compose(digits, layout, rng)[0]
+
+
+def _compose(
+    digits: list[np.ndarray], layout: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`compose_number` and the image's owner map (see :class:`NumberImage`)."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout={layout!r}: expected one of {', '.join(LAYOUTS)}")
     big = layout == "photo"
@@ -110,7 +128,7 @@ def compose_number(digits: list[np.ndarray], layout: str, rng: np.random.Generat
         gaps = [height * rng.uniform(0.15, 0.7) for _ in range(n - 1)]
     jitter = rng.uniform(-0.08, 0.08, n) * height
     margin = round(height * rng.uniform(0.4, 0.8))
-    ink, boxes = _place(inks, gaps, jitter, margin)
+    ink, owners, boxes = _place(inks, gaps, jitter, margin)
     if layout == "boxed":
         ink = np.maximum(ink, _boxes(ink.shape, boxes, height, rng))
     elif layout == "ruled":
@@ -120,9 +138,9 @@ def compose_number(digits: list[np.ndarray], layout: str, rng: np.random.Generat
         page = draw_paper(ink.shape, "ruled", rng, digit_box=box, touching=rng.random() < 0.5)
         ink = np.maximum(ink, page)
     if big:
-        return _photo(ink, rng)
+        return _photo(ink, owners, rng)
     contrast = rng.uniform(0.8, 1.0)
-    return np.round((1 - contrast * ink) * 255).astype(np.uint8)
+    return np.round((1 - contrast * ink) * 255).astype(np.uint8), owners
 
 
 def _boxes(
@@ -142,14 +160,20 @@ def _boxes(
     return page
 
 
-def _photo(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _photo(
+    ink: np.ndarray, owners: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """The number on a larger, unevenly lit grey page, off-centre and slightly turned."""
-    ink = ndimage.rotate(ink, rng.uniform(-5, 5), reshape=True, order=1)
+    angle = rng.uniform(-5, 5)
+    ink = ndimage.rotate(ink, angle, reshape=True, order=1)
+    owners = ndimage.rotate(owners, angle, reshape=True, order=0)
     h, w = ink.shape
     page_h, page_w = int(h * rng.uniform(1.6, 2.6)), int(w * rng.uniform(1.2, 1.8))
     page = np.zeros((page_h, page_w), np.float32)
+    owner_page = np.zeros((page_h, page_w), np.int16)
     top, left = int(rng.integers(0, page_h - h + 1)), int(rng.integers(0, page_w - w + 1))
     page[top : top + h, left : left + w] = np.clip(ink, 0, 1)
+    owner_page[top : top + h, left : left + w] = owners
     yy, xx = np.mgrid[0:page_h, 0:page_w].astype(np.float32)
     # Light falling from one side: the paper's brightness varies by up to 35%.
     angle = rng.uniform(0, 2 * np.pi)
@@ -159,7 +183,7 @@ def _photo(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     gray = paper * (1 - page) + pen * page
     gray = ndimage.gaussian_filter(gray, rng.uniform(0.3, 1.0))
     gray = gray + rng.normal(0, rng.uniform(0.01, 0.04), gray.shape)
-    return np.round(np.clip(gray, 0, 1) * 255).astype(np.uint8)
+    return np.round(np.clip(gray, 0, 1) * 255).astype(np.uint8), owner_page
 
 
 def compose_set(
@@ -170,6 +194,7 @@ def compose_set(
     *,
     seed: int,
     lengths: tuple[int, int] = (2, 8),
+    owners: bool = False,
 ) -> list[NumberImage]:
     """``count`` number images of ``layout`` from digit images ``x`` with labels ``y``.
 
@@ -180,6 +205,7 @@ def compose_set(
     count : how many images.
     seed : the same seed (and data) gives the same images.
     lengths : numbers have ``lengths[0]`` to ``lengths[1]`` digits.
+    owners : keep each image's owner map (which digit each ink pixel belongs to).
 
     Examples
     --------
@@ -195,5 +221,6 @@ def compose_set(
         n = int(rng.integers(lengths[0], lengths[1] + 1))
         text = "".join(str(int(c)) for c in rng.integers(0, 10, n))
         picks = [x[rng.choice(by_class[int(c)])] for c in text]
-        out.append(NumberImage(compose_number(picks, layout, rng), text, layout))
+        image, owner_map = _compose(picks, layout, rng)
+        out.append(NumberImage(image, text, layout, owner_map if owners else None))
     return out

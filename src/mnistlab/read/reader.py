@@ -4,10 +4,13 @@
 
     image -> segment.line_ink (polarity, light, printed lines removed)
     -> segment.hypotheses (atoms: components and cuts; runs of atoms as digits)
-    -> one batched call of the run's classifier on every hypothesis
+    -> one batched call of the run's classifier on every hypothesis, and one of
+       the run's segmentation verifier (mnistlab.read.verifier: is it one whole
+       digit?) when it has one
     -> dynamic programming over the atoms: the sequence of hypotheses covering
        them all with the highest score, a digit's score being
-       log p(its best class) + a width and height prior + a per-digit bonus
+       log p(its best class) + verify_weight * log p(one whole digit)
+       + a width and height prior + a per-digit bonus
     -> NumberReading (text, confidence, each digit's box, class, probabilities)
 
 A page with no ink, or whose best reading is too unsure to be a number (the
@@ -29,7 +32,8 @@ from mnistlab.errors import MnistlabError
 from mnistlab.predict import Predictor, load_image, load_predictor
 from mnistlab.predict.preprocess import MAX_IMAGE_PIXELS
 from mnistlab.read.ink import line_ink
-from mnistlab.read.segment import Hypothesis, hypotheses
+from mnistlab.read.segment import Hypothesis, hypotheses, marks
+from mnistlab.read.verifier import NOT_ONE_DIGIT, Verifier, features, load_or_train, load_verifier
 
 __all__ = [
     "DigitReading",
@@ -45,8 +49,8 @@ NO_INK = "no ink: the image is blank"
 NO_DIGITS = "no digits found"
 NOT_A_NUMBER = "not a number: the marks do not look like digits"
 TOO_MANY = "not a line of digits: too many separate marks"
-# More atoms than this: a page of text or a drawing, not one line of 1-12 digits.
-MAX_ATOMS_PER_LINE = 60
+# More separate marks than this: a page of text or a drawing, not one line of 1-12 digits.
+MAX_MARKS_PER_LINE = 60
 
 
 class DigitReading(BaseModel):
@@ -86,16 +90,25 @@ class Decoding:
     skip_penalty : leaving a small atom out (a speck) costs this.
     cut_penalty : a digit ending at a cut through a component (not at a gap) costs this.
     reject_below : geometric-mean digit confidence under this is "not a number".
+    verify_weight : with a verifier, ``verify_weight * log(1 - p(not one digit))``
+        is added to each candidate's score.
     """
 
     digit_bonus: float = 0.0
     wide_from: float = 1.0
     wide_penalty: float = 3.0
     low_from: float = 0.55
-    low_penalty: float = 8.0
+    low_penalty: float = 0.0
     skip_penalty: float = 4.0
-    cut_penalty: float = 1.0
+    cut_penalty: float = 0.0
     reject_below: float = 0.5
+    verify_weight: float = 3.0
+
+
+# Chosen on validation compositions (docs/reading.md): with the run's verifier, and
+# without one (the classifier alone: then fragments and cuts need the penalties).
+VERIFIED = Decoding()
+UNVERIFIED = Decoding(low_penalty=8.0, cut_penalty=1.0, verify_weight=0.0)
 
 
 class NumberReader:
@@ -108,22 +121,50 @@ class NumberReader:
     '2024'
     """
 
-    def __init__(self, predictor: Predictor, decoding: Decoding | None = None) -> None:
+    def __init__(
+        self,
+        predictor: Predictor,
+        decoding: Decoding | None = None,
+        verifier: Verifier | None = None,
+    ) -> None:
         if predictor.result_class_names() is not None:
             raise MnistlabError(
                 f"{predictor.name} classifies {predictor.class_names[0]}, ...; reading "
                 "numbers needs a digit model (an MNIST run)"
             )
         self.predictor = predictor
-        self.decoding = decoding or Decoding()
+        # None: VERIFIED's scoring with a verifier, UNVERIFIED's without.
+        self.decoding = decoding
         # The run directory the model came from (None for a bare .keras file).
         source = Path(predictor.source) if predictor.source else None
         self.run_path = source if source is not None and source.is_dir() else None
+        # The segmentation verifier: given, else the run's own when it has one.
+        self.verifier = verifier if verifier is not None else load_verifier(self.run_path)
 
     @classmethod
-    def from_run(cls, run: str | os.PathLike[str], runs_dir: str | Path = "runs") -> NumberReader:
-        """Load the model of a run (a run directory, a name in ``runs_dir``, ``latest``)."""
-        return cls(load_predictor(run, runs_dir, abstain=False))
+    def from_run(
+        cls, run: str | os.PathLike[str], runs_dir: str | Path = "runs", *, verify: bool = True
+    ) -> NumberReader:
+        """Load the model of a run (a run directory, a name in ``runs_dir``, ``latest``).
+
+        With ``verify`` (default) the run's segmentation verifier is loaded, and
+        trained and saved into the run first when it has none (once, about a
+        minute: :mod:`mnistlab.read.verifier`); without it candidates are scored by
+        the classifier alone.
+        """
+        predictor = load_predictor(run, runs_dir, abstain=False)
+        reader = cls(predictor)
+        if verify and reader.verifier is None and reader.run_path is not None:
+            reader.verifier = load_or_train(reader.run_path)
+        if not verify:
+            reader.verifier = None
+        return reader
+
+    def scoring(self) -> Decoding:
+        """The decoding in use: the one given, else the default for having a verifier or not."""
+        if self.decoding is not None:
+            return self.decoding
+        return VERIFIED if self.verifier is not None else UNVERIFIED
 
     def probabilities(self, images: list[np.ndarray]) -> np.ndarray:
         """Class probabilities of MNIST-form crops, in one batched call."""
@@ -162,19 +203,31 @@ def read_image(reader: NumberReader, image: np.ndarray) -> NumberReading:
     page = line_ink(image)
     if not page.ink.any():
         return NumberReading(text=None, confidence=0.0, reason=NO_INK)
-    atoms, hyps, height = hypotheses(page.ink, max_atoms=MAX_ATOMS_PER_LINE)
+    atoms, hyps, height = hypotheses(page.ink, max_marks=MAX_MARKS_PER_LINE)
     if not atoms:
         return NumberReading(text=None, confidence=0.0, reason=NO_DIGITS)
-    if len(atoms) > MAX_ATOMS_PER_LINE:
+    if marks(atoms) > MAX_MARKS_PER_LINE:
         return NumberReading(text=None, confidence=0.0, reason=TOO_MANY)
-    probs = reader.probabilities([h.image for h in hyps])
-    chosen = best_sequence(len(atoms), hyps, probs, atoms_small(atoms, height), reader.decoding)
+    crops = np.stack([h.image for h in hyps]) if hyps else np.zeros((0, 28, 28), np.float32)
+    probs = reader.predictor.probabilities(crops) if hyps else np.zeros((0, 10), np.float32)
+    garbage = None
+    digit_probs = probs
+    if reader.verifier is not None:
+        checked = reader.verifier.probabilities(crops, features(hyps))
+        garbage = checked[:, NOT_ONE_DIGIT]
+        # The digit read: the classifier's and the verifier's evidence together (the
+        # verifier has seen cut and cleaned-up crops, the classifier only whole digits).
+        both = probs * checked[:, :NOT_ONE_DIGIT]
+        digit_probs = both / np.maximum(both.sum(axis=1, keepdims=True), 1e-12)
+    chosen = best_sequence(
+        len(atoms), hyps, probs, atoms_small(atoms, height), reader.scoring(), garbage
+    )
     if not chosen:
         return NumberReading(text=None, confidence=0.0, reason=NO_DIGITS)
-    digits = [_digit(hyps[i], probs[i], page.scale, image.shape) for i in chosen]
+    digits = [_digit(hyps[i], digit_probs[i], page.scale, image.shape) for i in chosen]
     confidences = [d.confidence for d in digits]
     mean = math.exp(float(np.mean(np.log(np.maximum(confidences, 1e-12)))))
-    if mean < reader.decoding.reject_below:
+    if mean < reader.scoring().reject_below:
         return NumberReading(text=None, confidence=0.0, reason=NOT_A_NUMBER, digits=digits)
     return NumberReading(
         text="".join(str(d.digit) for d in digits),
@@ -209,10 +262,17 @@ def best_sequence(
     probs: np.ndarray,
     small: np.ndarray,
     decoding: Decoding,
+    garbage: np.ndarray | None = None,
 ) -> list[int]:
-    """Indices of the hypotheses that cover all atoms with the best total score."""
+    """Indices of the hypotheses that cover all atoms with the best total score.
+
+    ``garbage``: each hypothesis' probability of not being one whole digit (the
+    verifier's), or None.
+    """
     d = decoding
     score = np.log(np.maximum(probs.max(axis=1), 1e-12)) + d.digit_bonus
+    if garbage is not None:
+        score += d.verify_weight * np.log(np.maximum(1 - garbage, 1e-6))
     for i, h in enumerate(hyps):
         score[i] -= d.wide_penalty * max(0.0, h.width - d.wide_from)
         score[i] -= d.low_penalty * max(0.0, d.low_from - h.height)

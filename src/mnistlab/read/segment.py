@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from mnistlab.read.ink import mnist_form
 
-__all__ = ["Atom", "Hypothesis", "hypotheses"]
+__all__ = ["Atom", "Hypothesis", "hypotheses", "marks"]
 
 # Ink stronger than this is part of a component.
 INK_LEVEL = 0.2
@@ -39,15 +39,24 @@ SPECK_PIXELS = 6
 # other component, is what is left of a printed line, not a stroke.
 LINE_RATIO = 10
 # A component is cut into candidate digits when wider than this many digit heights...
-SPLIT_WIDTH = 0.85
-# ... and also at regular steps (no minimum needed) when wider than this.
-REGULAR_WIDTH = 1.3
+SPLIT_WIDTH = 0.6
+# ... and also at regular steps (no minimum needed) when wider than this...
+REGULAR_WIDTH = 0.9
+# ... every this many H (a "1" squeezed between two digits is ~0.25 H wide).
+REGULAR_STEP = 0.15
+# A column with ink over this fraction of H is an upright stroke (a "1")...
+STROKE_TALL = 0.6
+# ... with candidate cuts this fraction of H either side of it.
+STROKE_SIDE = 0.1
 # Cut points keep this fraction of H from each other and from the component's ends.
-CUT_MARGIN = 0.18
+CUT_MARGIN = 0.12
 # At most this many atoms make one digit.
-MAX_ATOMS = 6
+MAX_ATOMS = 10
 # Atoms farther apart than this fraction of H are never one digit.
 MAX_GAP = 0.3
+# Components this close (fraction of H) may be one digit whatever their shapes (a
+# stroke broken across: two tall halves side by side); the verifier decides.
+NEAR_GAP = 0.15
 # A piece lower than this fraction of H may join its neighbour (a broken stroke)...
 SHORT = 0.75
 # ... as may a piece under or over it by this fraction of the narrower one's width.
@@ -56,6 +65,11 @@ OVERLAP = 0.3
 FRAME_FRACTION = 0.6
 # ... as are vertical ones taller than this many digit heights.
 FRAME_HEIGHT = 1.12
+# Ink this much stronger than a printed line's median level, on the line, is a stroke.
+CROSSING = 0.2
+# A straight upright run this fraction of the gap between two printed lines long,
+# ending on one of them, is a box's side.
+BOX_SIDE = 0.8
 # Over this many components the page is not one line of digits: no further analysis.
 MAX_COMPONENTS = 100
 # Components whose x ranges overlap by this fraction of the narrower width are one digit.
@@ -74,6 +88,7 @@ class Atom:
     y0: int
     y1: int
     cut_right: bool = False  # its right edge is a cut through a component
+    piece: int = 0  # its number in the piece map of atoms_of (0: the whole component)
 
     @property
     def centre(self) -> float:
@@ -85,7 +100,9 @@ class Hypothesis:
     """Atoms ``start`` .. ``stop - 1`` taken as one digit.
 
     ``image`` is its MNIST form, ``box`` (x0, y0, x1, y1) its ink's box in working
-    px, ``width`` and ``height`` that box's size in digit heights.
+    px, ``width`` and ``height`` that box's size in digit heights, ``mask`` (box-sized,
+    bool) which of the box's pixels are its ink; ``cut_left`` / ``cut_right``: its
+    left / right edge is a cut through a component.
     """
 
     start: int
@@ -95,6 +112,8 @@ class Hypothesis:
     width: float
     height: float
     cut_right: bool = False
+    cut_left: bool = False
+    mask: np.ndarray | None = None
 
 
 def components(ink: np.ndarray) -> tuple[np.ndarray, list[Atom], float]:
@@ -158,8 +177,9 @@ def _join_stacked(labels: np.ndarray, atoms: list[Atom]) -> tuple[np.ndarray, li
     return labels, atoms
 
 
-def _cuts(ink: np.ndarray, labels: np.ndarray, atom: Atom, height: float) -> list[int]:
-    """Candidate columns where a wide component may hold two digits touching."""
+def _cuts(ink: np.ndarray, labels: np.ndarray, atom: Atom, height: float) -> list[float]:
+    """Candidate columns where a wide component may hold two digits touching
+    (relative to ``atom.x0``)."""
     width = atom.x1 - atom.x0
     if width <= SPLIT_WIDTH * height:
         return []
@@ -181,14 +201,25 @@ def _cuts(ink: np.ndarray, labels: np.ndarray, atom: Atom, height: float) -> lis
             chosen.append(x)
         if len(chosen) >= most:
             break
-    if width <= REGULAR_WIDTH * height:
-        return sorted(atom.x0 + c for c in chosen)
-    # Regular cuts as well where the profile has no minimum (digits overlapping wholly).
-    step = max(margin, round(0.25 * height))
-    for x in range(margin + step, width - margin, step):
-        if all(abs(x - c) >= margin // 2 + 1 for c in chosen):
-            chosen.append(x)
-    return sorted(atom.x0 + c for c in chosen)
+    # Either side of an upright stroke (a "1" squeezed between its neighbours is a
+    # peak of the profile, not a minimum): cuts STROKE_SIDE of H left and right of it.
+    side = max(2, round(STROKE_SIDE * height))
+    for peak in inner.tolist():
+        if (
+            profile[peak] >= STROKE_TALL * height
+            and profile[peak] >= left[peak]
+            and profile[peak] > right[peak]
+        ):
+            for c in (peak - side, peak + side):
+                if margin <= c < width - margin and all(abs(c - o) >= side for o in chosen):
+                    chosen.append(int(c))
+    if width > REGULAR_WIDTH * height:
+        # Regular cuts as well where the profile has no minimum (digits overlapping wholly).
+        step = max(margin, round(REGULAR_STEP * height))
+        for x in range(margin + step, width - margin, step):
+            if all(abs(x - c) >= margin // 2 + 1 for c in chosen):
+                chosen.append(x)
+    return sorted(float(c) for c in chosen)
 
 
 def _opening(mask: np.ndarray, length: int, axis: int) -> np.ndarray:
@@ -216,42 +247,102 @@ def strip_frames(ink: np.ndarray) -> np.ndarray:
     _, atoms, height = components(ink)
     length = max(9, round(FRAME_FRACTION * ink.shape[0]), round(0.9 * height))
     across = _opening(mask, length, axis=1)
-    if not across.any():
-        return ink
-    out = np.where(across, np.float32(0), ink)
+    out = np.where(_printed(ink, across), np.float32(0), ink) if across.any() else ink
     _, atoms, height = components(out)
-    if atoms:  # boxes had horizontal sides: their upright sides go too
+    # Upright sides of boxes (also where remove_lines took their horizontal sides).
+    if atoms:
         tall = max(9, round(FRAME_HEIGHT * height))
         upright = _opening(out > INK_LEVEL, tall, axis=0)
-        out = np.where(upright, np.float32(0), out)
+        if across.any():
+            upright |= _box_sides(out > INK_LEVEL, across)
+        out = np.where(_printed(out, upright), np.float32(0), out)
     return out.astype(np.float32, copy=False)
 
 
+def _box_sides(mask: np.ndarray, across: np.ndarray) -> np.ndarray:
+    """Straight upright runs from a removed horizontal line to the next one: the sides
+    of boxes whose digits touch them (then H, measured on digit and side together, is
+    the box's height, and FRAME_HEIGHT * H misses them). A handwritten stroke is
+    neither that straight nor that long, nor does it end on both lines."""
+    rows = np.flatnonzero(across.any(axis=1))
+    # The gaps between the found lines (rows of one thick line are no gap).
+    gaps = np.diff(rows)
+    gaps = gaps[gaps > 3]
+    if len(gaps) == 0:
+        return np.zeros_like(mask)
+    span = int(gaps.min())
+    runs = _opening(mask, max(9, round(BOX_SIDE * span)), axis=0)
+    # Only runs that reach a removed line at one end at least.
+    near = ndimage.binary_dilation(across, structure=np.ones((5, 1), bool))
+    labels, n = ndimage.label(runs)
+    if n == 0:
+        return runs
+    touching = np.unique(labels[near & runs])
+    return np.isin(labels, touching[touching > 0])
+
+
+def _printed(ink: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """The pixels of a found printed ``line`` that are the line's own ink.
+
+    Where a stroke crosses a paler line the ink is the stroke's, darker than the
+    line's typical level by CROSSING: those pixels stay, so the digit is not cut in
+    two along the line (a line as dark as the ink takes the crossing with it).
+    """
+    if not line.any():
+        return line
+    level = float(np.median(ink[line]))
+    return line & (ink <= level + CROSSING)
+
+
 def atoms_of(ink: np.ndarray) -> tuple[np.ndarray, list[Atom], float]:
-    """Labels, the atoms (components cut at candidate points) left to right, and H."""
+    """The piece map, the atoms (components cut at candidate points) left to right, and H.
+
+    The piece map holds ``atom.piece`` on each atom's pixels (0 elsewhere); the
+    pieces of a component between consecutive cuts (upright: slanted cuts crossing
+    the least ink were tried and read touching digits worse) are the atoms.
+    """
     labels, atoms, height = components(strip_frames(ink))
+    piece_map = np.zeros(labels.shape, np.int32)
     pieces: list[Atom] = []
     for atom in atoms:
-        edges = [atom.x0, *_cuts(ink, labels, atom, height), atom.x1]
-        for x0, x1 in zip(edges[:-1], edges[1:], strict=True):
-            part = labels[atom.y0 : atom.y1, x0:x1] == atom.label
-            rows = np.nonzero(part.any(axis=1))[0]
-            if len(rows) == 0:
+        part = labels[atom.y0 : atom.y1, atom.x0 : atom.x1] == atom.label
+        cuts = _cuts(ink, labels, atom, height)
+        # Which side of each cut every pixel is on: the piece's index left to right.
+        side = np.zeros(part.shape, np.int32)
+        columns = np.arange(part.shape[1])[np.newaxis, :]
+        for x in cuts:
+            side += columns >= x
+        region = piece_map[atom.y0 : atom.y1, atom.x0 : atom.x1]
+        for k in range(len(cuts) + 1):
+            mine = part & (side == k)
+            if not mine.any():
                 continue
-            y0, y1 = atom.y0 + rows[0], atom.y0 + rows[-1] + 1
-            pieces.append(Atom(atom.label, x0, x1, y0, y1, cut_right=x1 != atom.x1))
+            rows, cols = np.nonzero(mine.any(axis=1))[0], np.nonzero(mine.any(axis=0))[0]
+            region[mine] = len(pieces) + 1
+            pieces.append(
+                Atom(
+                    atom.label,
+                    atom.x0 + int(cols[0]),
+                    atom.x0 + int(cols[-1]) + 1,
+                    atom.y0 + int(rows[0]),
+                    atom.y0 + int(rows[-1]) + 1,
+                    cut_right=k < len(cuts),
+                    piece=len(pieces) + 1,
+                )
+            )
     pieces.sort(key=lambda a: a.centre)
-    return labels, pieces, height
+    return piece_map, pieces, height
 
 
-def _mask(labels: np.ndarray, atoms: list[Atom]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def _mask(
+    piece_map: np.ndarray, atoms: list[Atom], n_pieces: int
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The atoms' pixels within their box, and the box (pieces are 1..n_pieces)."""
     x0, x1 = min(a.x0 for a in atoms), max(a.x1 for a in atoms)
     y0, y1 = min(a.y0 for a in atoms), max(a.y1 for a in atoms)
-    sub = labels[y0:y1, x0:x1]
-    mask = np.zeros(sub.shape, bool)
-    for a in atoms:
-        mask[:, a.x0 - x0 : a.x1 - x0] |= sub[:, a.x0 - x0 : a.x1 - x0] == a.label
-    return mask, (x0, y0, x1, y1)
+    chosen = np.zeros(n_pieces + 1, bool)  # a lookup table: far quicker than np.isin
+    chosen[[a.piece for a in atoms]] = True
+    return chosen[piece_map[y0:y1, x0:x1]], (x0, y0, x1, y1)
 
 
 def _joinable(group: list[Atom], nxt: Atom, height: float) -> bool:
@@ -268,6 +359,8 @@ def _joinable(group: list[Atom], nxt: Atom, height: float) -> bool:
     gap = min(max(nxt.x0 - a.x1, a.x0 - nxt.x1) for a in group)
     if gap > MAX_GAP * height:
         return False
+    if gap <= NEAR_GAP * height:
+        return True
     x0, x1 = min(a.x0 for a in group), max(a.x1 for a in group)
     y0, y1 = min(a.y0 for a in group), max(a.y1 for a in group)
     short = min(nxt.y1 - nxt.y0, y1 - y0) < SHORT * height
@@ -275,8 +368,13 @@ def _joinable(group: list[Atom], nxt: Atom, height: float) -> bool:
     return short or overlap >= OVERLAP * min(x1 - x0, nxt.x1 - nxt.x0)
 
 
+def marks(atoms: list[Atom]) -> int:
+    """How many separate marks (components, before cutting) the atoms come from."""
+    return len({a.label for a in atoms})
+
+
 def hypotheses(
-    ink: np.ndarray, max_atoms: int | None = None
+    ink: np.ndarray, max_marks: int | None = None
 ) -> tuple[list[Atom], list[Hypothesis], float]:
     """Every run of consecutive atoms that may be one digit, in MNIST form.
 
@@ -284,18 +382,18 @@ def hypotheses(
     -------
     (atoms, hypotheses, H): hypotheses cover atoms ``start..stop-1``; H is the
     line's digit height in working px (0 when there is no ink). No hypotheses
-    when there are more than ``max_atoms`` atoms.
+    when there are more than ``max_marks`` separate marks (components).
     """
-    labels, atoms, height = atoms_of(ink)
+    piece_map, atoms, height = atoms_of(ink)
     out: list[Hypothesis] = []
-    if max_atoms is not None and len(atoms) > max_atoms:
+    if max_marks is not None and marks(atoms) > max_marks:
         return atoms, out, height  # not a line of digits: not worth cutting
     for start in range(len(atoms)):
         for stop in range(start + 1, min(start + MAX_ATOMS, len(atoms)) + 1):
             group = atoms[start:stop]
             if stop - start > 1 and not _joinable(group[:-1], group[-1], height):
                 break
-            mask, box = _mask(labels, group)
+            mask, box = _mask(piece_map, group, len(atoms))
             width = (box[2] - box[0]) / height
             if width > MAX_WIDTH and stop - start > 1:
                 break
@@ -312,6 +410,10 @@ def hypotheses(
                     width,
                     (y1 - y0) / height,
                     cut_right=group[-1].cut_right,
+                    cut_left=start > 0
+                    and atoms[start - 1].cut_right
+                    and atoms[start - 1].label == group[0].label,
+                    mask=mask,
                 )
             )
     return atoms, out, height
