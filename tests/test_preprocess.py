@@ -308,3 +308,23 @@ def test_light_bands_at_the_sides_do_not_turn_the_polarity(digit_run, mnist):
     assert all(p.polarity == "light-on-dark" for p in pre)
     predicted = load_predictor(digit_run.path).probabilities(np.stack([p.image for p in pre]))
     assert (predicted.argmax(axis=1) == labels).mean() >= 0.6
+
+
+def test_a_line_across_a_28x28_digit_does_not_shrink_it(digit_run, mnist):
+    """MNIST-C's zigzag: lines across the whole 28x28 field, touching the digit.
+    Through predict the digit is read about as well as the model reads the array
+    (cropping to the lines' extent had shrunk the digit: ~55% right)."""
+    from mnistlab.predict import load_predictor
+    from mnistlab.robustness import corrupt
+
+    digits, labels = mnist.x_test[:200], mnist.y_test[:200]
+    crossed = corrupt(digits, "zigzag", seed=0)
+    predictor = load_predictor(digit_run.path)
+    on_arrays = (predictor.probabilities(crossed / 255).argmax(axis=1) == labels).mean()
+    pre = np.stack([preprocess_image(to_png(image / 255)).image for image in crossed])
+    through_predict = (predictor.probabilities(pre).argmax(axis=1) == labels).mean()
+    assert through_predict >= on_arrays - 0.05, (through_predict, on_arrays)
+    # An MNIST digit with nothing across it is still brought to MNIST's geometry.
+    plain = preprocess_image(to_png(digits[0] / 255)).image
+    ys, xs = np.nonzero(plain > 0.1)
+    assert max(ys.max() - ys.min(), xs.max() - xs.min()) + 1 <= 21
