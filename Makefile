@@ -29,6 +29,7 @@ run: $(VENV)/.installed
 	$(PY) -m mnistlab data
 	$(PY) -m mnistlab train --model $(MODEL) --runs-dir $(RUNS)
 	$(PY) -m mnistlab evaluate $(RUNS)/latest
+	$(PY) -m mnistlab read-bench $(RUNS)/latest --per-layout 20 --tesseract none
 	$(PY) -m mnistlab report $(RUNS)/latest
 
 # The whole suite, slow end-to-end tests included, after the linters.
