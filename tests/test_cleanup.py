@@ -156,3 +156,18 @@ def test_the_paper_benchmark_command_writes_its_results(digit_run, capsys):
     assert (digit_run.path / "figures" / "paper_examples.png").exists()
     # Clean-up is what reads the lined pages: far better with it than without.
     assert record["mean"]["cleanup"] > record["mean"]["no_cleanup"] + 0.2
+
+
+def test_a_fine_pen_on_mottled_paper_keeps_its_straight_strokes():
+    """A photo of a narrow 0 in a fine pen on blotchy paper (samples/0/photo.jpg): the
+    paper's faint blotches once set the 'pen width', so the 0's own straight sides
+    looked thin next to it and were removed as printed lines, leaving two arcs."""
+    from pathlib import Path
+
+    from mnistlab.predict import preprocess_image
+
+    photo = Path(__file__).resolve().parents[1] / "samples" / "0" / "photo.jpg"
+    image = preprocess_image(photo.read_bytes()).image
+    for row in (10, 14, 18):  # across the middle of the 0: ink on the left and the right
+        inked = np.flatnonzero(image[row] > 0.3)
+        assert len(inked) and inked.max() - inked.min() >= 6, (row, inked)

@@ -45,6 +45,8 @@ __all__ = [
 
 # Ink above this strength is "ink" for the geometry (the ink is in [0, 1]).
 INK_LEVEL = 0.2
+# Ink at least this strong (1 = the strongest) is pen, when the pen's width is measured.
+PEN_LEVEL = 0.5
 # The thumbnail on which candidates are searched has at most this many px a side
 # (max-pooled, so a 1 px line stays a 1 px line at full strength).
 THUMB_SIDE = 160
@@ -155,7 +157,11 @@ def find_lines(ink: np.ndarray) -> LineParts:
 
     edges = edge_bands(mask)
     rest = mask & ~edges
-    stroke = _stroke_width(rest)
+    # The pen's width from the strong ink only: a photo's mottled paper, after the
+    # shadows are taken out, leaves broad faint blotches over INK_LEVEL that would make
+    # a fine pen's own strokes look "thin" (the sides of a narrow 0 taken for lines).
+    strong = rest & (ink >= PEN_LEVEL)
+    stroke = _stroke_width(strong if strong.any() else rest)
     # Structures thinner than most pen strokes, measured across each direction: a
     # printed line is; the core of a digit's stroke is not.
     thin_limit = math.floor(THIN_RATIO * stroke) if math.isfinite(stroke) else 0
