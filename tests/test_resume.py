@@ -31,6 +31,8 @@ pytestmark = pytest.mark.slow
 EPOCHS = 3
 TRAIN = ("train", "--model", "fnn", "-p", "hidden=64,32", "--epochs", str(EPOCHS), "--seed", "3")
 TRAIN += ("--batch-size", "128", "--deterministic")  # 430 steps per epoch, whatever the recipe
+# Resuming is about the training; the trust step after it (minutes) is tested elsewhere.
+TRAIN += ("--no-trust",)
 TIMEOUT_S = 600  # generous: CI machines can be slow and shared
 
 
@@ -132,12 +134,15 @@ def test_sigkill_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_run(
         evaluate(run, dataset=mnist)
     assert f"resume it with: mnistlab train --resume {run.path}" in str(err.value)
 
-    resumed = start(tmp_path / "resume-log", ("train", "--resume", str(run.path)))
+    resumed = start(tmp_path / "resume-log", ("train", "--resume", str(run.path), "--no-trust"))
     assert resumed.finish() == 0, resumed.stderr()
     # It continued: only the epochs after the kill ran in the second process.
     assert f"Epoch {killed_after + 1}/{EPOCHS}" in resumed.stdout()
     assert f"Epoch {killed_after}/{EPOCHS}" not in resumed.stdout()
     assert run.state()["resumed"][0]["epoch"] == killed_after
+    # --no-trust: no abstention rule fitted, and the output says how to fit it.
+    assert not (run.path / "abstention.json").exists()
+    assert f"mnistlab trust {run.path} fits it" in resumed.stdout()
 
     reference_training = uninterrupted[0]
     assert reference_training.finish() == 0, reference_training.stderr()

@@ -80,6 +80,14 @@ from mnistlab.errors import MnistlabError
     help="Continue a run that did not finish (killed, Ctrl-C, full disk) from its last "
     "completed epoch, with its own saved settings.",
 )
+@click.option(
+    "--trust/--no-trust",
+    "fit_trust",
+    default=True,
+    show_default=True,
+    help="Then calibrate and fit the abstention rule on validation (a few minutes); "
+    "--no-trust leaves that to 'mnistlab trust RUN'.",
+)
 @RUNS_DIR_OPTION
 def train(
     model_name: str,
@@ -87,6 +95,7 @@ def train(
     idx_dir: str | None,
     resume: str | None,
     runs_dir: str,
+    fit_trust: bool,
     **settings: Any,
 ) -> None:
     """Train a model with early stopping on validation accuracy; save a run directory.
@@ -115,7 +124,7 @@ def train(
         given = [
             max(param.opts, key=len)  # its long name, e.g. --lr
             for param in ctx.command.params
-            if param.name not in ("resume", "runs_dir", "idx_dir")
+            if param.name not in ("resume", "runs_dir", "idx_dir", "fit_trust")
             and ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT
         ]
         if given:
@@ -139,11 +148,14 @@ def train(
         f"finished {run.path}: {state['epochs_run']} epochs in {state['train_seconds']:.1f} s, "
         f"{best}"
     )
-    from mnistlab.predict.predictor import as_predict_sees
-    from mnistlab.trust import prepare_trained
+    if fit_trust:
+        from mnistlab.predict.predictor import as_predict_sees
+        from mnistlab.trust import prepare_trained
 
-    # Calibrated by default: the calibrator and the abstention rule, fitted on validation.
-    click.echo(f"trust: {prepare_trained(run, render=as_predict_sees)}")
+        # Calibrated by default: the calibrator and the abstention rule, fitted on validation.
+        click.echo(f"trust: {prepare_trained(run, render=as_predict_sees)}")
+    else:
+        click.echo(f"trust: not fitted (--no-trust); mnistlab trust {run.path} fits it")
     click.echo(f"next: mnistlab evaluate {run.path}")
 
 
